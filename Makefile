@@ -1,0 +1,81 @@
+# podgate: the two set-up commands are `make run` and `make test`; everything else they need is here.
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+# The webhook Service that `make certs` issues a certificate for (SANs <svc>, <svc>.<ns>, <svc>.<ns>.svc, ...).
+SERVICE     ?= podgate
+NAMESPACE   ?= podgate
+CERTS_DIR   ?= certs
+BIND        ?= 127.0.0.1:8443
+
+.PHONY: all install run test lint typecheck pytest policy-tests certs deploy-inputs deploy undeploy image bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## certs: CA + webhook server certificate (also valid for localhost/127.0.0.1), then the deploy/ inputs.
+# Every name the apiserver may dial for the Service (Go's TLS ignores the CN), plus localhost for `make run`.
+CERT_HOSTS   = $(SERVICE),$(SERVICE).$(NAMESPACE),$(SERVICE).$(NAMESPACE).svc,$(SERVICE).$(NAMESPACE).svc.cluster.local,localhost,127.0.0.1
+# Idempotent: an existing CA is kept; the server certificate is re-issued only when missing, not from this CA,
+# not covering CERT_HOSTS, or in the last third of its life (`podgate certs renew` says which).
+certs: $(STAMP)
+	$(BIN)/podgate certs init-ca --keep-existing --out-dir $(CERTS_DIR) $(CERTS_DIR)/ca-csr.json
+	$(BIN)/podgate certs renew --ca $(CERTS_DIR)/ca.pem --ca-key $(CERTS_DIR)/ca-key.pem \
+		--config $(CERTS_DIR)/ca-config.json --profile server \
+		--csr $(CERTS_DIR)/server-csr.json --hostname $(CERT_HOSTS) --cert $(CERTS_DIR)/server.pem
+	$(MAKE) deploy-inputs
+
+run: $(STAMP) certs
+	$(BIN)/podgate serve --policies policies --cert $(CERTS_DIR)/server.pem --key $(CERTS_DIR)/server-key.pem --bind $(BIND)
+
+## deploy-inputs: deploy/generated/ (the TLS Secret files, the caBundle, a copy of policies/) for kustomize.
+# EXTRA_CA: CA certificate file(s) to keep trusting besides certs/ca.pem, while rotating the CA
+# (docs/operations.md); the server certificate must be signed by one of them.
+EXTRA_CA    ?=
+deploy-inputs: $(STAMP)
+	$(BIN)/podgate render-deploy --certs-dir $(CERTS_DIR) --policies policies --out deploy/generated \
+		$(foreach ca,$(EXTRA_CA),--extra-ca $(ca))
+
+KUBECTL     ?= kubectl
+## deploy: install or upgrade podgate in the current kubectl context. The server goes first and the webhook
+# registrations only once it is ready, so the cluster never calls a webhook that is not there yet.
+deploy: certs
+	$(KUBECTL) apply -k deploy/ --selector 'app.kubernetes.io/component!=webhook-registration'
+	$(KUBECTL) --namespace podgate rollout status deployment/podgate --timeout=180s
+	$(KUBECTL) apply -k deploy/
+
+## undeploy: the webhook registrations first (the cluster stops calling podgate), then everything else.
+# Needs neither certs/ nor deploy/generated/.
+undeploy:
+	$(KUBECTL) delete mutatingwebhookconfiguration/podgate validatingwebhookconfiguration/podgate --ignore-not-found
+	$(KUBECTL) delete namespace podgate --ignore-not-found
+
+## image: the server image; any Docker-compatible engine (CONTAINER_ENGINE=podman). The tag follows
+# pyproject.toml's version, as does `images:` in deploy/kustomization.yaml.
+CONTAINER_ENGINE ?= docker
+IMAGE       ?= podgate:$(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+image:
+	$(CONTAINER_ENGINE) build --tag $(IMAGE) .
+
+lint: $(STAMP)
+	$(BIN)/ruff check webhook tests
+	$(BIN)/ruff format --check webhook tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy webhook
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

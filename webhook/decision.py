@@ -1,0 +1,79 @@
+"""The engine's answer: patch, provenance of changes, violations by action, warnings, audit annotations."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Action(enum.StrEnum):
+    """What a validation rule does with a violation."""
+
+    ENFORCE = "enforce"  # deny the request
+    WARN = "warn"  # admit, with a warning shown to the user (kubectl prints it)
+    AUDIT = "audit"  # admit silently, recorded as an audit annotation
+
+
+@dataclass(frozen=True)
+class Change:
+    """One mutation and the policy rule that made it; `path` is a JSON pointer into the object."""
+
+    policy: str
+    rule: str
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    rule: str
+    action: Action
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.policy}.{self.rule}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Everything every adapter needs; the enforce/warn/audit mapping lives here, and only here."""
+
+    object: Mapping[str, Any]
+    patch: tuple[Mapping[str, Any], ...] = ()
+    changes: tuple[Change, ...] = ()
+    violations: tuple[Violation, ...] = ()
+    # Warnings raised while mutating ("preset skipped: conflict on env FOO"), already "<policy>.<rule>: ...".
+    warnings: tuple[str, ...] = ()
+    # Why a request was left alone (out of scope, excluded): for logs and `podgate apply --explain`.
+    skipped: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return not any(v.action is Action.ENFORCE for v in self.violations)
+
+    @property
+    def mutated(self) -> bool:
+        return bool(self.patch)
+
+    def denial_message(self) -> str:
+        denied = [str(v) for v in self.violations if v.action is Action.ENFORCE]
+        return "; ".join(denied)
+
+    def admission_warnings(self) -> list[str]:
+        """Warnings for the validating response: `warn` violations (denials carry their own message)."""
+        return [str(v) for v in self.violations if v.action is Action.WARN]
+
+    def audit_annotations(self) -> dict[str, str]:
+        """`audit` violations, keyed so that the apiserver stores them as podgate.io/<policy>.<rule>."""
+        notes: dict[str, list[str]] = {}
+        for v in self.violations:
+            if v.action is Action.AUDIT:
+                notes.setdefault(f"{v.policy}.{v.rule}", []).append(v.message)
+        return {key: "; ".join(messages) for key, messages in notes.items()}
+
+    def policies_acted(self) -> tuple[str, ...]:
+        names = {c.policy for c in self.changes} | {v.policy for v in self.violations}
+        return tuple(sorted(names))

@@ -1,0 +1,227 @@
+"""policies/*.yaml -> PolicySet: schema check, file:line errors, every error of a load reported at once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from webhook.decision import Action
+from webhook.errors import PolicyError, PolicyIssue
+from webhook.mutators import MUTATORS
+from webhook.policy import Exclude, Match, Policy, PolicySet, Rule
+from webhook.rules import Locator, RuleParseError
+from webhook.schema import policy_schema
+from webhook.selector import parse_selector
+from webhook.validators import VALIDATORS
+from webhook.yamlsource import Document, read_documents
+
+POLICY_SUFFIXES = (".yaml", ".yml")
+# Test files of `podgate test` sit beside the policies but are not policies.
+TEST_SUFFIXES = ("-test.yaml", "-test.yml")
+
+
+def load_policies(path: str | Path) -> PolicySet:
+    """Load a policy file or a directory of them (not recursive: ConfigMap mounts are flat)."""
+    return parse_sources(read_sources(path))
+
+
+def read_sources(path: str | Path) -> list[tuple[str, str]]:
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(
+            p
+            for p in root.iterdir()
+            # A mounted ConfigMap holds ..data and ..<timestamp> entries beside the real names.
+            if p.name.endswith(POLICY_SUFFIXES)
+            and not p.name.startswith(".")
+            and not p.name.endswith(TEST_SUFFIXES)
+        )
+    elif root.is_file():
+        files = [root]
+    else:
+        raise PolicyError([PolicyIssue(str(path), 0, "", "no such file or directory")])
+    sources = []
+    issues = []
+    for file in files:
+        try:
+            sources.append((str(file), file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as error:
+            issues.append(PolicyIssue(str(file), 0, "", f"cannot read: {error}"))
+    if issues:
+        raise PolicyError(issues)
+    return sources
+
+
+def parse_sources(sources: Iterable[tuple[str, str]]) -> PolicySet:
+    """Build a PolicySet from (file name, text) pairs, or raise PolicyError with every issue found."""
+    sources = sorted(sources)
+    issues: list[PolicyIssue] = []
+    policies: dict[str, tuple[Policy, str]] = {}
+    for file, text in sources:
+        documents, yaml_issues = read_documents(text, file)
+        issues.extend(yaml_issues)
+        for document in documents:
+            policy = _parse_document(document, file, issues)
+            if policy is None:
+                continue
+            if policy.name in policies:
+                first = policies[policy.name][1]
+                issues.append(
+                    PolicyIssue(
+                        file,
+                        document.lines[()],
+                        "metadata.name",
+                        f"duplicate name {policy.name!r} (first at {first})",
+                    )
+                )
+                continue
+            policies[policy.name] = (policy, policy.source)
+    if issues:
+        raise PolicyError(issues)
+    digest = hashlib.sha256()
+    for file, text in sources:
+        digest.update(Path(file).name.encode() + b"\0" + text.encode() + b"\0")
+    ordered = tuple(policies[name][0] for name in sorted(policies))
+    return PolicySet(ordered, digest.hexdigest(), tuple(file for file, _ in sources))
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = policy_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def _parse_document(document: Document, file: str, issues: list[PolicyIssue]) -> Policy | None:
+    at = Locator(file, document.lines)
+    schema_issues = [
+        i for error in _validator().iter_errors(document.data) for i in _schema_issues(error, at)
+    ]
+    if schema_issues:
+        issues.extend(schema_issues)
+        return None
+    data = document.data
+    try:
+        kind = data["kind"]
+        if kind != "Policy":
+            module = next(m for m in (*MUTATORS, *VALIDATORS) if getattr(m, "DOCUMENT_KIND", None) == kind)
+            policy: Policy = module.parse_document(data, at)  # type: ignore[attr-defined]
+            return policy
+        return _parse_policy(data, at, issues)
+    except RuleParseError as error:
+        issues.append(error.issue)
+        return None
+
+
+def _parse_policy(data: Mapping[str, Any], at: Locator, issues: list[PolicyIssue]) -> Policy | None:
+    name = data["metadata"]["name"]
+    spec = data["spec"]
+    match = parse_match(spec.get("match") or {}, at.child("spec", "match"))
+    exclude = parse_exclude(spec.get("exclude") or {})
+    rules: list[Rule] = []
+    rule_names: set[str] = set()
+    for index, raw in enumerate(spec["rules"]):
+        rule_at = at.child("spec", "rules", index)
+        try:
+            rule = _parse_rule(raw, rule_at)
+        except RuleParseError as error:
+            issues.append(error.issue)
+            continue
+        if rule.name in rule_names:
+            issues.append(rule_at.issue(f"duplicate rule name {rule.name!r} in policy {name!r}", "name"))
+        rule_names.add(rule.name)
+        rules.append(rule)
+    return Policy(
+        name=name,
+        rules=tuple(rules),
+        match=match,
+        exclude=exclude,
+        mutate_templates=bool(spec.get("mutateTemplates", False)),
+        source=at.where(),
+        description=str(spec.get("description", "")),
+    )
+
+
+def _parse_rule(raw: Mapping[str, Any], at: Locator) -> Rule:
+    mutators = {m.KEY: m for m in MUTATORS}
+    validators = {v.KEY: v for v in VALIDATORS}
+    keys = [k for k in raw if k in mutators or k in validators]
+    if len(keys) != 1:
+        known = ", ".join([*mutators, *validators])
+        found = f"got {', '.join(keys)}" if keys else "got none"
+        raise at.error(f"must have exactly one rule type ({known}); {found}")
+    key = keys[0]
+    if key in mutators:
+        if "action" in raw:
+            raise at.error("only validation rules take an action; mutations always apply", "action")
+        params = mutators[key].parse(raw[key], at.child(key))
+        return Rule(raw["name"], key, True, params, Action.ENFORCE, at.where())
+    params = validators[key].parse(raw[key], at.child(key))
+    return Rule(raw["name"], key, False, params, Action(raw.get("action", "enforce")), at.where())
+
+
+def parse_match(raw: Mapping[str, Any], at: Locator) -> Match:
+    selector = None
+    if "selector" in raw:
+        try:
+            selector = parse_selector(raw["selector"])
+        except ValueError as error:
+            raise at.error(str(error), "selector") from None
+    return Match(
+        kinds=frozenset(raw["kinds"]) if "kinds" in raw else None,
+        operations=frozenset(raw["operations"]) if "operations" in raw else None,
+        namespaces=tuple(raw.get("namespaces", ())),
+        selector=selector,
+        any=tuple(parse_match(alt, at.child("any", i)) for i, alt in enumerate(raw.get("any", ()))),
+    )
+
+
+def parse_exclude(raw: Mapping[str, Any]) -> Exclude:
+    return Exclude(
+        namespaces=tuple(raw.get("namespaces", ())),
+        users=tuple(raw.get("users", ())),
+        groups=frozenset(raw.get("groups", ())),
+        service_accounts=frozenset(raw.get("serviceAccounts", ())),
+    )
+
+
+def _schema_issues(error: jsonschema.ValidationError, at: Locator) -> list[PolicyIssue]:
+    path = tuple(error.absolute_path)
+    instance = error.instance
+    if error.validator == "additionalProperties" and isinstance(instance, Mapping):
+        # Typos ("requets") must name the misspelt key on its own line, with what was expected.
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = sorted(schema.get("properties", {}))
+        expected = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+        unknown = sorted(str(k) for k in set(instance) - set(allowed))
+        return [at.issue(f"unknown field{expected}", *path, key) for key in unknown]
+    return [_schema_issue(error, at)]
+
+
+def _schema_issue(error: jsonschema.ValidationError, at: Locator) -> PolicyIssue:
+    path = tuple(error.absolute_path)
+    instance = error.instance
+    if error.validator == "required":
+        return at.issue(error.message.replace("is a required property", "is required"), *path)
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        article = "an" if str(expected)[0] in "aeiou" else "a"
+        return at.issue(f"must be {article} {expected} (got {_show(instance)})", *path)
+    if error.validator in ("enum", "const"):
+        allowed_values: Any = error.validator_value
+        values = list(allowed_values) if error.validator == "enum" else [allowed_values]
+        return at.issue(f"must be one of {', '.join(map(str, values))} (got {_show(instance)})", *path)
+    if error.validator == "pattern":
+        return at.issue(f"must match {error.validator_value} (got {_show(instance)})", *path)
+    return at.issue(error.message, *path)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

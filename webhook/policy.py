@@ -1,0 +1,72 @@
+"""The policy model: frozen dataclasses built once by the loader; the engine only reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.decision import Action
+from webhook.selector import Selector
+
+API_VERSION = "podgate.io/v1alpha1"
+
+
+@dataclass(frozen=True)
+class Match:
+    """Every criterion AND-ed; None or empty means "any"."""
+
+    kinds: frozenset[str] | None = None
+    operations: frozenset[str] | None = None
+    namespaces: tuple[str, ...] = ()  # globs
+    selector: Selector | None = None
+    # Alternatives OR-ed together and AND-ed with the criteria above: "a test namespace, or a pod
+    # labelled as test" is one policy, not two copies of it.
+    any: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True)
+class Exclude:
+    """Any criterion that holds leaves the request alone."""
+
+    namespaces: tuple[str, ...] = ()  # globs
+    users: tuple[str, ...] = ()  # globs on userInfo.username
+    groups: frozenset[str] = frozenset()
+    service_accounts: frozenset[str] = frozenset()  # "namespace/name"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    key: str  # the rule type: a mutator's or validator's KEY
+    mutates: bool
+    params: Any
+    action: Action = Action.ENFORCE
+    source: str = ""  # file:line, for messages and --explain
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    rules: tuple[Rule, ...]
+    match: Match = field(default_factory=Match)
+    exclude: Exclude = field(default_factory=Exclude)
+    # Mutations of pod templates stay off by default: GitOps tools would otherwise see the stored
+    # Deployment drift from git. The pods get the defaults anyway when their controller creates them.
+    mutate_templates: bool = False
+    source: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    policies: tuple[Policy, ...] = ()
+    digest: str = ""  # sha256 of the sources: what /metrics and logs report as the loaded version
+    files: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.policies)
+
+    def rules_of(self, key: str) -> tuple[tuple[Policy, Rule], ...]:
+        """Rules of one type, in policy-name order, so evaluation order never depends on file layout."""
+        return tuple((p, r) for p in self.policies for r in p.rules if r.key == key)

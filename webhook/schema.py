@@ -1,0 +1,129 @@
+"""The JSON Schema of policy files, built from the rule registry, published as schema/policy.schema.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from webhook.decision import Action
+from webhook.mutators import MUTATORS
+from webhook.pods import POD_KINDS
+from webhook.policy import API_VERSION
+from webhook.request import OPERATIONS
+from webhook.rules import Mutator, Validator
+from webhook.selector import SELECTOR_SCHEMA
+from webhook.validators import VALIDATORS
+
+PUBLISHED = Path(__file__).with_name("schema") / "policy.schema.json"
+SCHEMA_ID = "https://podgate.io/schemas/policy.schema.json"
+
+# DNS-1123 labels, like Kubernetes object names: they become metric labels and audit annotation keys.
+NAME = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
+STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
+
+
+def _match_schema(nested: bool = False) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "kinds": {"type": "array", "items": {"enum": list(POD_KINDS)}, "minItems": 1},
+        "operations": {"type": "array", "items": {"enum": list(OPERATIONS[:2])}, "minItems": 1},
+        "namespaces": {**STRINGS, "description": "namespace globs (fnmatch: *, ?, [...])"},
+        "selector": SELECTOR_SCHEMA,
+    }
+    if not nested:
+        properties["any"] = {
+            "type": "array",
+            "minItems": 1,
+            "items": _match_schema(nested=True),
+            "description": "alternatives: at least one must match, as well as the criteria beside `any`",
+        }
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _exclude_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "namespaces": STRINGS,
+            "users": STRINGS,
+            "groups": STRINGS,
+            "serviceAccounts": {"type": "array", "items": {"type": "string", "pattern": "^[^/]+/[^/]+$"}},
+        },
+    }
+
+
+def _rule_schema() -> dict[str, Any]:
+    modules: tuple[Mutator | Validator, ...] = (*MUTATORS, *VALIDATORS)
+    types: dict[str, Mapping[str, Any]] = {m.KEY: m.SCHEMA for m in modules}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "description": f"a named rule with exactly one rule type: {', '.join(types)}",
+        "properties": {
+            "name": NAME,
+            "description": {"type": "string"},
+            "action": {"enum": [a.value for a in Action], "description": "validation rules only"},
+            **types,
+        },
+    }
+
+
+def document_kinds() -> dict[str, Mapping[str, Any]]:
+    """kind -> schema of its spec. Rule-type modules may define a document kind of their own (Preset)."""
+    kinds: dict[str, Mapping[str, Any]] = {
+        "Policy": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["rules"],
+            "properties": {
+                "description": {"type": "string"},
+                "match": _match_schema(),
+                "exclude": _exclude_schema(),
+                "mutateTemplates": {"type": "boolean"},
+                "rules": {"type": "array", "items": _rule_schema(), "minItems": 1},
+            },
+        }
+    }
+    for module in (*MUTATORS, *VALIDATORS):
+        kind = getattr(module, "DOCUMENT_KIND", None)
+        if kind:
+            kinds[kind] = module.DOCUMENT_SCHEMA  # type: ignore[attr-defined]
+    return kinds
+
+
+def policy_schema() -> dict[str, Any]:
+    kinds = document_kinds()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "podgate policy document",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"enum": list(kinds)},
+            "metadata": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {
+                    "name": NAME,
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+            "spec": {"type": "object"},
+        },
+        "allOf": [
+            {"if": {"properties": {"kind": {"const": kind}}}, "then": {"properties": {"spec": spec}}}
+            for kind, spec in kinds.items()
+        ],
+    }
+
+
+def render() -> str:
+    return json.dumps(policy_schema(), indent=2, sort_keys=False) + "\n"
