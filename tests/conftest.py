@@ -33,7 +33,7 @@ def fixture_request(prefix: str) -> dict[str, Any]:
 
 
 def with_labels(request: dict[str, Any], **labels: str) -> dict[str, Any]:
-    """A copy of a Pod request whose pod carries extra labels (keys use '_' for '/', e.g. not needed: pass a dict)."""
+    """A copy of a Pod request whose pod carries extra labels (pass them as **{"a/b": "c"})."""
     changed = copy.deepcopy(request)
     changed["object"].setdefault("metadata", {}).setdefault("labels", {}).update(labels)
     return changed

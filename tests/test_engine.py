@@ -1,0 +1,209 @@
+import ast
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from tests.conftest import FIXTURE_FILES, POLICIES, fixture_request, policy_text, with_labels
+from webhook import Decision, PolicySet, evaluate, load_policies
+from webhook.errors import ReviewError
+
+RESOURCES_ONLY = POLICIES / "resources.yaml"
+
+
+def reevaluate(policies: PolicySet, request: dict[str, Any], decision: Decision) -> Decision:
+    """Apply the patch to the object as received and evaluate the result, as a reinvocation would."""
+    again = copy.deepcopy(request)
+    again["object"] = jsonpatch.apply_patch(copy.deepcopy(request["object"]), list(decision.patch))
+    return evaluate(policies, again)
+
+
+@pytest.mark.parametrize("file", FIXTURE_FILES, ids=lambda f: f.name[:4])
+def test_every_fixture_patch_applies_and_is_reinvocation_safe(
+    file: Path, default_policies: PolicySet
+) -> None:
+    request = fixture_request(file.name[:4])
+    decision = evaluate(default_policies, request)
+    patched = jsonpatch.apply_patch(copy.deepcopy(request["object"]), list(decision.patch))
+    if decision.patch:
+        assert patched == decision.object
+    assert reevaluate(default_policies, request, decision).patch == ()
+
+
+def test_multi_container_pod_is_denied_naming_the_container() -> None:
+    decision = evaluate(load_policies(RESOURCES_ONLY), fixture_request("0011"))
+    assert not decision.allowed
+    assert decision.denial_message() == (
+        'requests-required.cpu-and-memory: container "sidecar-logger" is missing cpu and memory requests; '
+        "set spec.containers[1].resources.requests "
+        "(or label the pod app.kubernetes.io/env=test to get the test defaults)"
+    )
+
+
+def test_a_test_labelled_pod_gets_the_seed_defaults() -> None:
+    request = with_labels(fixture_request("0001"), **{"app.kubernetes.io/env": "test"})
+    decision = evaluate(load_policies(RESOURCES_ONLY), request)
+    assert decision.allowed
+    resources = decision.object["spec"]["containers"][0]["resources"]
+    assert resources == {
+        "limits": {"cpu": "100m", "memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+    }
+    assert {(c.policy, c.rule) for c in decision.changes} == {("test-defaults", "guaranteed-resources")}
+
+
+def test_a_test_namespace_gets_the_defaults_without_a_label() -> None:
+    request = fixture_request("0001")
+    request["namespace"] = request["object"]["metadata"]["namespace"] = "payments-test"
+    assert evaluate(load_policies(RESOURCES_ONLY), request).object["spec"]["containers"][0]["resources"][
+        "limits"
+    ]
+
+
+def test_limits_only_pod_is_admitted_unchanged() -> None:
+    decision = evaluate(load_policies(RESOURCES_ONLY), fixture_request("0005"))
+    assert decision.allowed and decision.patch == () and decision.changes == ()
+
+
+def test_bare_pod_outside_test_is_denied() -> None:
+    decision = evaluate(load_policies(RESOURCES_ONLY), fixture_request("0002"))
+    assert not decision.allowed
+    assert 'container "app" is missing cpu and memory requests' in decision.denial_message()
+
+
+def test_kube_system_is_left_alone_unless_named() -> None:
+    request = fixture_request("0037")
+    decision = evaluate(load_policies(RESOURCES_ONLY), request)
+    assert decision.allowed and decision.patch == ()
+    assert any("namespace kube-system is protected" in reason for reason in decision.skipped)
+    named = policy_text(
+        """
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: system-requests}
+spec:
+  match: {namespaces: [kube-system]}
+  rules:
+    - name: required
+      requireRequests: {}
+"""
+    )
+    assert not evaluate(named, request).allowed
+
+
+def test_update_with_unchanged_pod_spec_is_not_judged() -> None:
+    # `kubectl label` of a pod without requests arrives as UPDATE: it must never be blocked.
+    for number in ("0029", "0030", "0031", "0032", "0035", "0036"):
+        decision = evaluate(load_policies(RESOURCES_ONLY), fixture_request(number))
+        assert decision.allowed and decision.patch == (), number
+        assert decision.skipped == ("UPDATE leaves the pod template unchanged",)
+    # 0033/0034 change the image (mutable in a pod spec): judged again, compliant, admitted.
+    for number in ("0033", "0034"):
+        decision = evaluate(load_policies(RESOURCES_ONLY), fixture_request(number))
+        assert decision.allowed and "UPDATE leaves the pod template unchanged" not in decision.skipped
+
+
+def test_excluded_users_and_service_accounts() -> None:
+    policies = policy_text(
+        """
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: strict}
+spec:
+  exclude:
+    users: ["adm*"]
+    serviceAccounts: ["kube-system/replicaset-controller"]
+  rules:
+    - name: required
+      requireRequests: {}
+"""
+    )
+    assert evaluate(policies, fixture_request("0002")).allowed  # user admin
+    assert evaluate(policies, fixture_request("0044")).allowed  # replicaset-controller
+    assert evaluate(policies, fixture_request("0056")).allowed is False  # job-controller
+
+
+def test_actions_warn_and_audit_admit() -> None:
+    base = """
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: soft}
+spec:
+  rules:
+    - name: required
+      action: ACTION
+      requireRequests: {}
+"""
+    warn = evaluate(policy_text(base.replace("ACTION", "warn")), fixture_request("0002"))
+    assert warn.allowed and warn.admission_warnings() == [
+        'soft.required: container "app" is missing cpu and memory requests; '
+        "set spec.containers[0].resources.requests"
+    ]
+    audit = evaluate(policy_text(base.replace("ACTION", "audit")), fixture_request("0002"))
+    assert audit.allowed and audit.admission_warnings() == []
+    assert list(audit.audit_annotations()) == ["soft.required"]
+
+
+def test_non_pod_kinds_and_delete_are_out_of_scope(default_policies: PolicySet) -> None:
+    request = fixture_request("0001")
+    request["kind"] = {"group": "", "version": "v1", "kind": "ConfigMap"}
+    assert evaluate(default_policies, request).skipped == ("kind ConfigMap has no pod template",)
+    request = fixture_request("0001")
+    request["operation"] = "DELETE"
+    assert evaluate(default_policies, request).allowed
+
+
+def test_the_object_as_received_is_never_modified(default_policies: PolicySet) -> None:
+    request = with_labels(fixture_request("0011"), **{"app.kubernetes.io/env": "test"})
+    before = copy.deepcopy(request)
+    evaluate(default_policies, request)
+    assert request == before
+
+
+def test_a_malformed_request_is_a_review_error(default_policies: PolicySet) -> None:
+    with pytest.raises(ReviewError, match=r"request\.uid is missing"):
+        evaluate(default_policies, {"kind": {"kind": "Pod"}})
+
+
+ENGINE_MODULES = [
+    "engine",
+    "match",
+    "pods",
+    "patch",
+    "decision",
+    "policy",
+    "quantity",
+    "selector",
+    "request",
+    "rules",
+]
+FORBIDDEN = {
+    "flask",
+    "gunicorn",
+    "yaml",
+    "os",
+    "time",
+    "socket",
+    "logging",
+    "prometheus_client",
+    "subprocess",
+}
+
+
+@pytest.mark.parametrize("module", [*ENGINE_MODULES, "mutators", "validators"])
+def test_the_engine_is_pure(module: str) -> None:
+    root = Path(__file__).resolve().parent.parent / "webhook"
+    files = (
+        [root / f"{module}.py"] if (root / f"{module}.py").exists() else list((root / module).glob("*.py"))
+    )
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN, f"{file.name} imports {name}"
