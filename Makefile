@@ -33,8 +33,17 @@ certs: $(STAMP)
 		--csr $(CERTS_DIR)/server-csr.json --hostname $(CERT_HOSTS) --cert $(CERTS_DIR)/server.pem
 	$(MAKE) deploy-inputs
 
+## run: serve policies/ on https://$(BIND) with the dev certificate (docs/server.md); Ctrl-C stops it.
+# The curl line posts a captured AdmissionReview: a bare pod, which requests-required denies.
+RUN_FIXTURE ?= tests/fixtures/admission-reviews/0002_validate_CREATE_Pod_capture-demo_bare-no-resources.json
 run: $(STAMP) certs
+	@echo "podgate: when it logs \"ready\", try from another shell:"
+	@echo "  curl -sS --cacert $(CERTS_DIR)/ca.pem -H 'Content-Type: application/json' --data-binary @$(RUN_FIXTURE) 'https://$(BIND)/validate?timeout=10s'"
 	$(BIN)/podgate serve --policies policies --cert $(CERTS_DIR)/server.pem --key $(CERTS_DIR)/server-key.pem --bind $(BIND)
+
+## bench: worker models, latency p50/p99 for /mutate under concurrency, start-up time (benchmarks/README.md).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/server_bench.py
 
 ## deploy-inputs: deploy/generated/ (the TLS Secret files, the caBundle, a copy of policies/) for kustomize.
 # EXTRA_CA: CA certificate file(s) to keep trusting besides certs/ca.pem, while rotating the CA
@@ -45,12 +54,14 @@ deploy-inputs: $(STAMP)
 		$(foreach ca,$(EXTRA_CA),--extra-ca $(ca))
 
 KUBECTL     ?= kubectl
+# An overlay of deploy/ (e.g. one adding components/fail-open) to apply instead of the base.
+DEPLOY_DIR  ?= deploy
 ## deploy: install or upgrade podgate in the current kubectl context. The server goes first and the webhook
 # registrations only once it is ready, so the cluster never calls a webhook that is not there yet.
 deploy: certs
-	$(KUBECTL) apply -k deploy/ --selector 'app.kubernetes.io/component!=webhook-registration'
+	$(KUBECTL) apply -k $(DEPLOY_DIR) --selector 'app.kubernetes.io/component!=webhook-registration'
 	$(KUBECTL) --namespace podgate rollout status deployment/podgate --timeout=180s
-	$(KUBECTL) apply -k deploy/
+	$(KUBECTL) apply -k $(DEPLOY_DIR)
 
 ## undeploy: the webhook registrations first (the cluster stops calling podgate), then everything else.
 # Needs neither certs/ nor deploy/generated/.
@@ -75,7 +86,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+## policy-tests: what policies/ does to the objects in policies/tests/ (docs/authoring.md); exit 1 on a miss.
+policy-tests: $(STAMP)
+	$(BIN)/podgate test policies/
+
+test: lint typecheck pytest policy-tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
