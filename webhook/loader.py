@@ -136,7 +136,7 @@ def _parse_policy(data: Mapping[str, Any], at: Locator, issues: list[PolicyIssue
             issues.append(rule_at.issue(f"duplicate rule name {rule.name!r} in policy {name!r}", "name"))
         rule_names.add(rule.name)
         rules.append(rule)
-    return Policy(
+    policy = Policy(
         name=name,
         rules=tuple(rules),
         match=match,
@@ -145,6 +145,39 @@ def _parse_policy(data: Mapping[str, Any], at: Locator, issues: list[PolicyIssue
         source=at.where(),
         description=str(spec.get("description", "")),
     )
+    issues.extend(_never_applies(policy, at.child("spec")))
+    return policy
+
+
+def _never_applies(policy: Policy, at: Locator) -> list[PolicyIssue]:
+    """Policies that would silently do nothing, given how workloads are judged (docs/workloads.md)."""
+    kinds, operations = policy.match.kinds, policy.match.operations
+    mutates = any(rule.mutates for rule in policy.rules)
+    validates = any(not rule.mutates for rule in policy.rules)
+    workloads_only = kinds is not None and "Pod" not in kinds
+    issues = []
+    if mutates and not policy.mutate_templates and workloads_only:
+        issues.append(
+            at.issue(
+                "lists no Pod, so this policy's mutations never apply: workloads' pods get mutations "
+                "when they are created, templates only with mutateTemplates: true",
+                "match",
+                "kinds",
+            )
+        )
+    if policy.mutate_templates and (not mutates or (kinds is not None and kinds <= {"Pod"})):
+        why = "the policy has no mutation rule" if not mutates else "match.kinds lists no workload kind"
+        issues.append(at.issue(f"has no effect: {why}", "mutateTemplates"))
+    if validates and workloads_only and operations is not None and "CREATE" not in operations:
+        issues.append(
+            at.issue(
+                "lacks CREATE, so these workloads are never judged: a workload is judged as the pods "
+                "it will create, and pods are only ever created",
+                "match",
+                "operations",
+            )
+        )
+    return issues
 
 
 def _parse_rule(raw: Mapping[str, Any], at: Locator) -> Rule:
@@ -216,7 +249,7 @@ def _schema_issue(error: jsonschema.ValidationError, at: Locator) -> PolicyIssue
     if error.validator in ("enum", "const"):
         allowed_values: Any = error.validator_value
         values = list(allowed_values) if error.validator == "enum" else [allowed_values]
-        return at.issue(f"must be one of {', '.join(map(str, values))} (got {_show(instance)})", *path)
+        return at.issue(f"must be one of {', '.join(map(_show, values))} (got {_show(instance)})", *path)
     if error.validator == "pattern":
         return at.issue(f"must match {error.validator_value} (got {_show(instance)})", *path)
     return at.issue(error.message, *path)

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from webhook.rules import Validator
-from webhook.validators import requests
+from webhook.validators import labels, requests
 
-VALIDATORS: tuple[Validator, ...] = (requests,)
+VALIDATORS: tuple[Validator, ...] = (requests, labels)
