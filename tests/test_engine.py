@@ -162,6 +162,16 @@ def test_the_object_as_received_is_never_modified(default_policies: PolicySet) -
     assert request == before
 
 
+def test_subresources_are_never_judged(default_policies: PolicySet) -> None:
+    # `kubectl debug` adds an ephemeral container through pods/ephemeralcontainers, an UPDATE.
+    request = fixture_request("0030")
+    request["subResource"] = "ephemeralcontainers"
+    request["object"]["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox"}]
+    decision = evaluate(default_policies, request)
+    assert decision.allowed and decision.patch == ()
+    assert decision.skipped == ("subresource ephemeralcontainers is never judged",)
+
+
 def test_a_malformed_request_is_a_review_error(default_policies: PolicySet) -> None:
     with pytest.raises(ReviewError, match=r"request\.uid is missing"):
         evaluate(default_policies, {"kind": {"kind": "Pod"}})

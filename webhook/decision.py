@@ -18,12 +18,18 @@ class Action(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Change:
-    """One mutation and the policy rule that made it; `path` is a JSON pointer into the object."""
+    """One mutation and the policy rule that made it; `path` is a JSON pointer into the object.
+
+    `pod_only` changes are not in the patch: the workload is stored as sent (no drift for GitOps
+    tools) and its pods get them when their controller creates them; `path` then says where in the
+    template the change would be.
+    """
 
     policy: str
     rule: str
     path: str
     message: str
+    pod_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Decision:
     warnings: tuple[str, ...] = ()
     # Why a request was left alone (out of scope, excluded): for logs and `podgate apply --explain`.
     skipped: tuple[str, ...] = field(default=(), compare=False)
+    # "Deployment web" when the object is a workload judged through the pods it will create.
+    workload: str = ""
 
     @property
     def allowed(self) -> bool:
@@ -57,6 +65,23 @@ class Decision:
     @property
     def mutated(self) -> bool:
         return bool(self.patch)
+
+    @property
+    def stored_changes(self) -> tuple[Change, ...]:
+        """The changes the patch makes to the object as stored."""
+        return tuple(c for c in self.changes if not c.pod_only)
+
+    @property
+    def pod_changes(self) -> tuple[Change, ...]:
+        """The changes a workload's pods will get when created, beyond what is stored in its template."""
+        return tuple(c for c in self.changes if c.pod_only)
+
+    @property
+    def outcome(self) -> str:
+        """denied, warned or admitted: what the user meets across /mutate and /validate together."""
+        if not self.allowed:
+            return "denied"
+        return "warned" if self.warnings or self.admission_warnings() else "admitted"
 
     def denial_message(self) -> str:
         denied = [str(v) for v in self.violations if v.action is Action.ENFORCE]

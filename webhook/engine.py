@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.decision import Change, Decision, Violation
@@ -11,18 +12,21 @@ from webhook.match import why_not
 from webhook.mutators import MUTATORS
 from webhook.patch import diff, pointer
 from webhook.pods import PodView, template_of, view_of
-from webhook.policy import PolicySet
+from webhook.policy import Policy, PolicySet
 from webhook.request import AdmissionRequest, parse_request
 from webhook.rules import Changed, Warned
 from webhook.validators import VALIDATORS
+from webhook.workloads import future_pod, labels_only, pod_request
 
 
 def evaluate(policies: PolicySet, request: Mapping[str, Any]) -> Decision:
     """Judge one AdmissionReview `request` (a dict) against a policy set.
 
-    Mutators run first, in registry order, on a copy; validators then judge the object as it will be
-    stored, so a pod that the defaults make compliant is admitted. The patch is one diff against the
-    object exactly as received, which makes a second evaluation of the result an empty patch.
+    Mutators run first, in registry order, on a copy; validators then judge the pod as it will run,
+    so a pod that the defaults make compliant is admitted. A workload is judged as the pods its
+    controller will create from its template, so it is admitted exactly when they would be. The patch
+    is one diff against the object exactly as received, which makes a second evaluation of the result
+    an empty patch.
     """
     return evaluate_request(policies, parse_request(request))
 
@@ -31,62 +35,114 @@ def evaluate_request(policies: PolicySet, request: AdmissionRequest) -> Decision
     original = request.object
     skipped = _out_of_scope(request)
     working: dict[str, Any] = _copy(original)
-    pod = view_of(working, request.kind, request.namespace)
-    if skipped or pod is None:
+    view = view_of(working, request.kind, request.namespace)
+    if skipped or view is None:
         return Decision(object=original, skipped=(skipped or f"kind {request.kind} has no pod template",))
 
-    changes: list[Change] = []
-    warnings: list[str] = []
-    reasons: list[str] = []
-    # A workload's template is mutated on a scratch copy to judge the pods it will make; the
-    # stored object only changes for policies that ask for it (mutateTemplates).
-    stored = working if not pod.is_workload else _copy(original)
-    stored_pod = view_of(stored, request.kind, request.namespace) if pod.is_workload else None
-    for mutator in MUTATORS:
-        for policy, rule in policies.rules_of(mutator.KEY):
-            reason = why_not(policy, request, pod, mutating=True)
-            if reason:
-                reasons.append(f"{policy.name}.{rule.name}: {reason}")
-                continue
-            targets: list[PodView] = [pod]
-            if stored_pod is not None and policy.mutate_templates:
-                targets.append(stored_pod)
-            for index, target in enumerate(targets):
-                for effect in mutator.mutate(target, rule.params, request):
-                    if index > 0:
-                        continue  # the same effects, already recorded for the judged copy
-                    if isinstance(effect, Changed):
-                        changes.append(Change(policy.name, rule.name, pointer(*effect.path), effect.message))
-                    elif isinstance(effect, Warned):
-                        warnings.append(f"{policy.name}.{rule.name}: {effect.message}")
+    run = _Run(policies, request)
+    workload = ""
+    if not view.is_workload:
+        run.mutate(view, request, pod_only=False)
+        run.validate(view, request)
+    else:
+        workload = f"{request.kind} {request.display_name}"
+        creation = pod_request(request)
+        # Templates are stored as sent unless a policy asks otherwise: GitOps tools would see the
+        # stored workload drift from git. Such a policy stores what the pods would get from it.
+        run.mutate(
+            view,
+            creation,
+            pod_only=False,
+            kind=request.kind,
+            judged=lambda: labels_only(request, view),
+            only=lambda policy: policy.mutate_templates,
+            on="template",
+        )
+        # The pods get every mutation when their controller creates them; judge them as they will be.
+        pod, creation = future_pod(request, view)
+        run.mutate(pod, creation, pod_only=True)
+        run.validate(pod, creation, kind=request.kind, prefix=f"{workload}: pod template ")
 
-    violations: list[Violation] = []
-    for validator in VALIDATORS:
-        for policy, rule in policies.rules_of(validator.KEY):
-            reason = why_not(policy, request, pod, mutating=False)
-            if reason:
-                reasons.append(f"{policy.name}.{rule.name}: {reason}")
-                continue
-            for message in validator.check(pod, rule.params, request):
-                if pod.is_workload:
-                    message = f"{request.kind} {request.display_name}: pod template {message}"
-                violations.append(Violation(policy.name, rule.name, rule.action, message))
-
-    patch = tuple(diff(original, stored))
+    patch = tuple(diff(original, working))
     return Decision(
-        object=stored if patch else original,
+        object=working if patch else original,
         patch=patch,
-        changes=tuple(changes),
-        violations=tuple(violations),
-        warnings=tuple(warnings),
-        skipped=tuple(reasons),
+        changes=tuple(run.changes),
+        violations=tuple(run.violations),
+        warnings=tuple(run.warnings),
+        skipped=tuple(run.reasons),
+        workload=workload,
     )
+
+
+@dataclass
+class _Run:
+    """What one evaluation has found so far; rule modules always get the admitted object's request."""
+
+    policies: PolicySet
+    request: AdmissionRequest
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def mutate(
+        self,
+        target: PodView,
+        matching: AdmissionRequest,
+        *,
+        pod_only: bool,
+        kind: str | None = None,
+        judged: Callable[[], PodView] | None = None,
+        only: Callable[[Policy], bool] | None = None,
+        on: str = "",
+    ) -> None:
+        """Every mutator in registry order, each policy's rules of it that match, editing `target`.
+
+        `matching`, `kind` and `judged` (the view whose labels selectors see; default `target`) are
+        what policies are matched against; see match.why_not.
+        """
+        where = f" ({on})" if on else ""
+        for mutator in MUTATORS:
+            for policy, rule in self.policies.rules_of(mutator.KEY):
+                if only is not None and not only(policy):
+                    continue
+                seen = judged() if judged is not None else target
+                reason = why_not(policy, matching, seen, mutating=True, kind=kind)
+                if reason:
+                    self.reasons.append(f"{policy.name}.{rule.name}{where}: {reason}")
+                    continue
+                for effect in mutator.mutate(target, rule.params, self.request):
+                    if isinstance(effect, Changed):
+                        path = pointer(*effect.path)
+                        self.changes.append(Change(policy.name, rule.name, path, effect.message, pod_only))
+                    elif isinstance(effect, Warned):
+                        warning = f"{policy.name}.{rule.name}: {effect.message}"
+                        # A stored template and its pods may both give it: say it once.
+                        if warning not in self.warnings:
+                            self.warnings.append(warning)
+
+    def validate(
+        self, pod: PodView, matching: AdmissionRequest, *, kind: str | None = None, prefix: str = ""
+    ) -> None:
+        for validator in VALIDATORS:
+            for policy, rule in self.policies.rules_of(validator.KEY):
+                reason = why_not(policy, matching, pod, mutating=False, kind=kind)
+                if reason:
+                    self.reasons.append(f"{policy.name}.{rule.name}: {reason}")
+                    continue
+                for message in validator.check(pod, rule.params, self.request):
+                    self.violations.append(Violation(policy.name, rule.name, rule.action, prefix + message))
 
 
 def _out_of_scope(request: AdmissionRequest) -> str:
     """Requests podgate admits without looking: the reason, or "" when it should look."""
     if request.operation not in ("CREATE", "UPDATE"):
         return f"operation {request.operation} is never judged"
+    if request.sub_resource:
+        # Status updates, scaling and `kubectl debug` (pods/ephemeralcontainers) must never be
+        # blocked by rules about how a pod was specified when it was created.
+        return f"subresource {request.sub_resource} is never judged"
     # Pod specs are mostly immutable, and scaling, labelling or rollout bookkeeping of a workload
     # must never be blocked: on UPDATE, only a changed pod template is judged again.
     old = request.old_object

@@ -99,11 +99,9 @@ def _validator() -> jsonschema.protocols.Validator:
 
 def _parse_document(document: Document, file: str, issues: list[PolicyIssue]) -> Policy | None:
     at = Locator(file, document.lines)
-    schema_issues = [
-        i for error in _validator().iter_errors(document.data) for i in _schema_issues(error, at)
-    ]
-    if schema_issues:
-        issues.extend(schema_issues)
+    problems = [i for error in _validator().iter_errors(document.data) for i in schema_issues(error, at)]
+    if problems:
+        issues.extend(problems)
         return None
     data = document.data
     try:
@@ -223,7 +221,7 @@ def parse_exclude(raw: Mapping[str, Any]) -> Exclude:
     )
 
 
-def _schema_issues(error: jsonschema.ValidationError, at: Locator) -> list[PolicyIssue]:
+def schema_issues(error: jsonschema.ValidationError, at: Locator) -> list[PolicyIssue]:
     path = tuple(error.absolute_path)
     instance = error.instance
     if error.validator == "additionalProperties" and isinstance(instance, Mapping):

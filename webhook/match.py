@@ -17,22 +17,34 @@ MUTATE_OPERATIONS = frozenset({"CREATE"})
 VALIDATE_OPERATIONS = frozenset({"CREATE", "UPDATE"})
 
 
-def why_not(policy: Policy, request: AdmissionRequest, pod: PodView, *, mutating: bool) -> str | None:
-    """None when the policy applies; otherwise the first reason it does not."""
+def why_not(
+    policy: Policy, request: AdmissionRequest, pod: PodView, *, mutating: bool, kind: str | None = None
+) -> str | None:
+    """None when the policy applies; otherwise the first reason it does not.
+
+    `kind` is what `match.kinds` is tested against when it is not the request's kind: a workload is
+    judged through its future pod's request (a Pod CREATE by its controller), but a policy's kinds
+    still choose which workloads it judges.
+    """
     namespace = request.namespace
     if namespace in PROTECTED_NAMESPACES and namespace not in named_namespaces(policy.match):
         return f"namespace {namespace} is protected unless a policy names it"
-    return _why_not_match(policy.match, request, pod, mutating) or _why_excluded(policy.exclude, request)
+    judged_kind = kind or request.kind
+    return _why_not_match(policy.match, request, pod, mutating, judged_kind) or _why_excluded(
+        policy.exclude, request
+    )
 
 
 def named_namespaces(match: Match) -> set[str]:
     return {n for m in (match, *match.any) for n in m.namespaces if not is_glob(n)}
 
 
-def _why_not_match(match: Match, request: AdmissionRequest, pod: PodView, mutating: bool) -> str | None:
+def _why_not_match(
+    match: Match, request: AdmissionRequest, pod: PodView, mutating: bool, kind: str
+) -> str | None:
     kinds = match.kinds if match.kinds is not None else frozenset(POD_KINDS)
-    if request.kind not in kinds:
-        return f"kind {request.kind} is not among {', '.join(sorted(kinds))}"
+    if kind not in kinds:
+        return f"kind {kind} is not among {', '.join(sorted(kinds))}"
     default_operations = MUTATE_OPERATIONS if mutating else VALIDATE_OPERATIONS
     operations = match.operations if match.operations is not None else default_operations
     if request.operation not in operations:
@@ -43,7 +55,7 @@ def _why_not_match(match: Match, request: AdmissionRequest, pod: PodView, mutati
     if match.selector is not None and not match.selector.matches(pod.labels):
         return f"labels do not match selector {match.selector}"
     if match.any:
-        reasons = [_why_not_match(m, request, pod, mutating) for m in match.any]
+        reasons = [_why_not_match(m, request, pod, mutating, kind) for m in match.any]
         if all(reasons):
             return " and ".join(r for r in reasons if r)
     return None

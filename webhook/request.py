@@ -24,6 +24,7 @@ class AdmissionRequest:
     object: Mapping[str, Any]
     groups: tuple[str, ...] = ()
     generate_name: str = ""
+    sub_resource: str = ""  # "status", "ephemeralcontainers", "scale", ...: never the pod template
     dry_run: bool = False
     old_object: Mapping[str, Any] | None = field(default=None, repr=False)
 
@@ -81,6 +82,7 @@ def parse_request(raw: object) -> AdmissionRequest:
         namespace=str(raw.get("namespace") or metadata.get("namespace") or ""),
         name=str(raw.get("name") or metadata.get("name") or ""),
         generate_name=str(metadata.get("generateName") or ""),
+        sub_resource=str(raw.get("subResource") or ""),
         operation=operation,
         username=str(user.get("username") or ""),
         groups=tuple(str(g) for g in user.get("groups") or ()),

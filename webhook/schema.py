@@ -26,7 +26,13 @@ STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 def _match_schema(nested: bool = False) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        "kinds": {"type": "array", "items": {"enum": list(POD_KINDS)}, "minItems": 1},
+        "kinds": {
+            "type": "array",
+            "items": {"enum": list(POD_KINDS)},
+            "minItems": 1,
+            "description": "default: all. A workload is judged as the pods it will create; [Pod] judges pods "
+            "only, workload kinds without Pod judge those workloads only (docs/workloads.md)",
+        },
         "operations": {"type": "array", "items": {"enum": list(OPERATIONS[:2])}, "minItems": 1},
         "namespaces": {**STRINGS, "description": "namespace globs (fnmatch: *, ?, [...])"},
         "selector": SELECTOR_SCHEMA,
@@ -82,7 +88,11 @@ def document_kinds() -> dict[str, Mapping[str, Any]]:
                 "description": {"type": "string"},
                 "match": _match_schema(),
                 "exclude": _exclude_schema(),
-                "mutateTemplates": {"type": "boolean"},
+                "mutateTemplates": {
+                    "type": "boolean",
+                    "description": "also store this policy's mutations in workloads' pod templates "
+                    "(default false: only the pods get them, the stored workload stays as sent)",
+                },
                 "rules": {"type": "array", "items": _rule_schema(), "minItems": 1},
             },
         }

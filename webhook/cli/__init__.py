@@ -12,6 +12,8 @@ from importlib import import_module
 SUBCOMMANDS = (
     "check",
     "apply",
+    "test",
+    "scaffold",
     "schema",
     "serve",
     "certs",

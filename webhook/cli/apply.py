@@ -10,10 +10,11 @@ from typing import Any
 import yaml
 
 from webhook.cli.common import add_policies_flag, load_or_report
+from webhook.cli.report import Progress, Tally, describe_changes
 from webhook.decision import Action, Decision
 from webhook.engine import evaluate
 from webhook.errors import ReviewError
-from webhook.manifests import InputError, Options, read_inputs
+from webhook.manifests import InputError, Item, Options, expand, read_source
 
 EXIT_ADMITTED, EXIT_DENIED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -31,13 +32,22 @@ def register(subparsers: Any) -> None:
         action="append",
         required=True,
         metavar="FILE|DIR|-",
-        help="manifests (YAML or JSON, several documents per file) or AdmissionReview files",
+        help="manifests (YAML or JSON, several documents per file) or AdmissionReview files; may repeat",
+    )
+    parser.add_argument(
+        "-R", "--recursive", action="store_true", help="read directories given to -f recursively"
     )
     add_policies_flag(parser)
     parser.add_argument("-n", "--namespace", help="namespace of objects that name none (default: default)")
     parser.add_argument("--operation", choices=("CREATE", "UPDATE"), default="CREATE")
     parser.add_argument("--user", default="podgate-apply", help="requesting user, for exclusions")
-    parser.add_argument("-o", "--output", choices=("yaml", "json", "patch"), default="yaml")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("yaml", "json", "patch"),
+        default="yaml",
+        help="the objects as stored (yaml, json), or the JSON Patch of each (patch)",
+    )
     parser.add_argument("--explain", action="store_true", help="show each change with its policy and rule")
     parser.set_defaults(run=run)
 
@@ -47,45 +57,85 @@ def run(args: argparse.Namespace) -> int:
     if policies is None:
         return EXIT_BAD_INPUT
     options = Options(namespace=args.namespace, operation=args.operation, user=args.user)
-    denied = False
-    outputs: list[Any] = []
     try:
-        for item in read_inputs(args.files, options):
-            try:
-                decision = evaluate(policies, item.request)
-            except ReviewError as error:
-                raise InputError(f"{item.source}: {error}") from None
-            report(item.source, decision, explain=args.explain)
-            denied = denied or not decision.allowed
-            outputs.append(list(decision.patch) if args.output == "patch" else decision.object)
+        sources = expand(args.files, recursive=args.recursive)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    progress = Progress(len(sources))
+    tally = Tally()
+    bad_input = False
+    outputs: list[tuple[Item, Decision]] = []
+    for source in sources:
+        try:
+            items = read_source(source, options)
+        except InputError as error:
+            progress.print(f"error: {error}")
+            bad_input = True
+            items = []
+        for item in items:
+            try:
+                decision = evaluate(policies, item.request)
+            except ReviewError as error:
+                progress.print(f"error: {item.source}: {error}")
+                bad_input = True
+                continue
+            tally.add(decision)
+            progress.print(report(item.source, decision, explain=args.explain))
+            outputs.append((item, decision))
+        progress.advance(files=1, objects=len(items))
+    progress.clear()
+    print(tally.render(terminal=sys.stderr.isatty()), file=sys.stderr)
+    if bad_input:
+        # All or nothing: half of a directory piped into `kubectl apply` is worse than none of it.
+        return EXIT_BAD_INPUT
     write(outputs, args.output)
-    return EXIT_DENIED if denied else EXIT_ADMITTED
+    return EXIT_ADMITTED if all(decision.allowed for _, decision in outputs) else EXIT_DENIED
 
 
-def report(source: str, decision: Decision, *, explain: bool) -> None:
-    """Verdict, violations and warnings on stderr, so stdout stays a clean manifest stream."""
-    out = sys.stderr
+def report(source: str, decision: Decision, *, explain: bool) -> str:
+    """Verdict, violations and warnings, for stderr, so stdout stays a clean manifest stream."""
     verdict = "admitted" if decision.allowed else "DENIED"
-    summary = f"{len(decision.changes)} changes" if decision.changes else "unchanged"
-    print(f"{source}: {verdict} ({summary})", file=out)
+    lines = [f"{source}: {verdict} ({describe_changes(decision)})"]
     for violation in decision.violations:
         label = {Action.ENFORCE: "denied", Action.WARN: "warning", Action.AUDIT: "audit"}[violation.action]
-        print(f"  {label}: {violation}", file=out)
-    for warning in decision.warnings:
-        print(f"  warning: {warning}", file=out)
+        lines.append(f"  {label}: {violation}")
+    lines.extend(f"  warning: {warning}" for warning in decision.warnings)
     if explain:
-        for change in decision.changes:
-            print(f"  {change.policy}.{change.rule}: {change.path}: {change.message}", file=out)
-        for reason in decision.skipped:
-            print(f"  not applied: {reason}", file=out)
+        lines.extend(f"  {c.policy}.{c.rule}: {c.path}: {c.message}" for c in decision.stored_changes)
+        if decision.pod_changes:
+            lines.append(f"  pods of {decision.workload} will get:")
+            lines.extend(f"    {c.policy}.{c.rule}: {c.path}: {c.message}" for c in decision.pod_changes)
+        lines.extend(f"  not applied: {reason}" for reason in decision.skipped)
+    return "\n".join(lines)
 
 
-def write(outputs: list[Any], output: str) -> None:
+def write(outputs: list[tuple[Item, Decision]], output: str) -> None:
+    """One object prints as itself; several as a YAML stream, a JSON List (like kubectl), or, for
+    patches, a JSON array of {source, kind, namespace, name, patch}: a patch alone does not say whose.
+    """
     if output == "yaml":
-        sys.stdout.write(yaml.safe_dump_all(outputs, sort_keys=False, default_flow_style=False))
+        objects = [decision.object for _, decision in outputs]
+        sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False))
+        return
+    document: Any
+    if len(outputs) == 1:
+        decision = outputs[0][1]
+        document = list(decision.patch) if output == "patch" else decision.object
+    elif output == "patch":
+        document = [_patch_record(item, decision) for item, decision in outputs]
     else:
-        for document in outputs:
-            sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        document = {"apiVersion": "v1", "kind": "List", "items": [d.object for _, d in outputs]}
+    if outputs:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def _patch_record(item: Item, decision: Decision) -> dict[str, Any]:
+    request = item.request
+    return {
+        "source": item.source,
+        "kind": (request.get("kind") or {}).get("kind", ""),
+        "namespace": request.get("namespace", ""),
+        "name": request.get("name", ""),
+        "patch": list(decision.patch),
+    }

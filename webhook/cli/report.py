@@ -1,0 +1,86 @@
+"""Terminal output shared by `podgate apply` and `podgate test`: tables, the apply summary, progress."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from webhook.decision import Decision
+from webhook.policytest.runner import describe_changes
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, like `kubectl get`; the last column is never padded."""
+    widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers))]
+    lines = []
+    for row in (headers, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)
+
+
+__all__ = ["Progress", "Tally", "describe_changes", "table"]
+
+
+@dataclass
+class Tally:
+    """What `podgate apply` counts over every object it read."""
+
+    read: int = 0
+    mutated: int = 0
+    denied: int = 0
+    warned: int = 0
+
+    def add(self, decision: Decision) -> None:
+        self.read += 1
+        self.mutated += decision.mutated
+        self.denied += not decision.allowed
+        self.warned += decision.outcome == "warned"
+
+    def render(self, *, terminal: bool) -> str:
+        counts = (
+            ("read", self.read),
+            ("mutated", self.mutated),
+            ("denied", self.denied),
+            ("warned", self.warned),
+        )
+        if terminal:
+            return table(["OBJECTS", "COUNT"], [(name, str(count)) for name, count in counts])
+        noun = "object" if self.read == 1 else "objects"
+        return f"summary: {self.read} {noun} read, " + ", ".join(f"{n} {name}" for name, n in counts[1:])
+
+
+class Progress:
+    """A one-line counter on stderr, redrawn in place, only when stderr is a terminal.
+
+    Anything else printed to stderr goes through `print` so the counter is wiped first and does
+    not leave half-lines in the middle of a report.
+    """
+
+    def __init__(self, total_files: int, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.total = total_files
+        self.files = 0
+        self.objects = 0
+        self._shown = False
+
+    def advance(self, *, files: int = 0, objects: int = 0) -> None:
+        self.files += files
+        self.objects += objects
+        if self.enabled:
+            self.stream.write(f"\r\033[Kreading: {self.files}/{self.total} files, {self.objects} objects")
+            self.stream.flush()
+            self._shown = True
+
+    def print(self, text: str) -> None:
+        self.clear()
+        print(text, file=self.stream)
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._shown = False
