@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
-from webhook import PolicySet, load_policies
+from webhook import Decision, PolicySet, evaluate, load_policies
 from webhook.loader import parse_sources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,15 @@ def with_labels(request: dict[str, Any], **labels: str) -> dict[str, Any]:
     changed = copy.deepcopy(request)
     changed["object"].setdefault("metadata", {}).setdefault("labels", {}).update(labels)
     return changed
+
+
+def evaluate_twice(policies: PolicySet, request: dict[str, Any]) -> Decision:
+    """Evaluate; check the patch applies to the object as received, and that a second pass changes nothing."""
+    decision = evaluate(policies, request)
+    patched = jsonpatch.apply_patch(copy.deepcopy(request["object"]), list(decision.patch))
+    assert patched == decision.object
+    assert evaluate(policies, {**request, "object": patched}).patch == ()
+    return decision
 
 
 def policy_text(text: str, name: str = "test.yaml") -> PolicySet:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.decision import Decision
 from webhook.engine import evaluate
+from webhook.k8snames import dns_label_problem, label_value_problem
 from webhook.manifests import Options, request_for
 from webhook.policy import PolicySet
 from webhook.quantity import QuantityError, parse_quantity
@@ -20,8 +20,6 @@ ENV_LABEL = "app.kubernetes.io/env"
 PORT_NAME = "http"  # the probes policy gives httpGet probes to containers with a port of this name
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 # Object names and label values both end up as DNS-1123 labels here (the Service name is a DNS name).
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 class ScaffoldError(ValueError):
@@ -54,11 +52,11 @@ def _has_tag(image: str) -> bool:
 
 def check_names(name: str, env: str, namespace: str | None) -> list[str]:
     problems = []
-    if not _DNS_LABEL.match(name) or len(name) > 63:
+    if dns_label_problem(name):
         problems.append(f"--name must be a DNS-1123 label: lower-case letters, digits, '-' (got {name!r})")
-    if not _LABEL_VALUE.match(env) or len(env) > 63:
+    if label_value_problem(env):
         problems.append(f"--env must be a label value: letters, digits, '-', '_', '.' (got {env!r})")
-    if namespace is not None and (not _DNS_LABEL.match(namespace) or len(namespace) > 63):
+    if namespace is not None and dns_label_problem(namespace):
         problems.append(f"--namespace must be a DNS-1123 label (got {namespace!r})")
     return problems
 

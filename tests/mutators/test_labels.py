@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonpatch
 import pytest
 
-from tests.conftest import fixture_request, policy_text, with_labels
+from tests.conftest import evaluate_twice, fixture_request, policy_text, with_labels
 from webhook import Decision, PolicySet, evaluate
 from webhook.errors import PolicyError
 
@@ -25,17 +24,6 @@ spec:
         defaults:
           app.kubernetes.io/name: {fromName: true}
 """
-
-
-def evaluate_twice(policies: PolicySet, request: dict[str, Any]) -> Decision:
-    """Evaluate, check the patch applies to the object as received, and that a second pass changes nothing."""
-    decision = evaluate(policies, request)
-    patched = jsonpatch.apply_patch(request["object"], list(decision.patch))
-    assert patched == decision.object
-    again = copy.deepcopy(request)
-    again["object"] = patched
-    assert evaluate(policies, again).patch == ()
-    return decision
 
 
 def labels_of(decision: Decision) -> dict[str, str]:

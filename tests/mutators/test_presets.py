@@ -7,10 +7,9 @@ import hashlib
 import json
 from typing import Any
 
-import jsonpatch
 import pytest
 
-from tests.conftest import fixture_request, policy_text, with_labels
+from tests.conftest import evaluate_twice, fixture_request, policy_text, with_labels
 from webhook import Decision, PolicySet, evaluate
 from webhook.errors import PolicyError
 from webhook.mutators.presets import Params
@@ -40,17 +39,6 @@ spec:
       mountPath: /tmp
 """
 SKIPPED = "jvm-tuning.inject: preset jvm-tuning not applied, the pod is admitted without it: "
-
-
-def evaluate_twice(policies: PolicySet, request: dict[str, Any]) -> Decision:
-    """Evaluate, check the patch applies to the object as received, and that a second pass changes nothing."""
-    decision = evaluate(policies, request)
-    patched = jsonpatch.apply_patch(request["object"], list(decision.patch))
-    assert patched == decision.object
-    again = copy.deepcopy(request)
-    again["object"] = patched
-    assert evaluate(policies, again).patch == ()
-    return decision
 
 
 def version_of(policies: PolicySet, name: str = "jvm-tuning") -> str:

@@ -1,11 +1,10 @@
 import copy
 from typing import Any
 
-import jsonpatch
 import kubernetes_validate
 import pytest
 
-from tests.conftest import FIXTURE_FILES, fixture_request, policy_text
+from tests.conftest import FIXTURE_FILES, evaluate_twice, fixture_request, policy_text
 from webhook import PolicySet, evaluate
 from webhook.errors import PolicyError
 
@@ -27,22 +26,12 @@ spec:
 """
 
 
-def _admit(policies: PolicySet, request: dict[str, Any]) -> Any:
-    """Evaluate; check that the patch applies and gives the decision's object, and a second pass is empty."""
-    decision = evaluate(policies, request)
-    patched = jsonpatch.apply_patch(copy.deepcopy(request["object"]), list(decision.patch))
-    assert patched == decision.object
-    again = evaluate(policies, {**request, "object": patched})
-    assert again.patch == ()
-    return decision
-
-
 def _run(containers: list[dict[str, Any]], extra: str = "", init: list[dict[str, Any]] | None = None) -> Any:
     request = fixture_request("0001")
     request["object"]["spec"]["containers"] = containers
     if init is not None:
         request["object"]["spec"]["initContainers"] = init
-    return _admit(policy_text(POLICY.replace("EXTRA", extra)), request)
+    return evaluate_twice(policy_text(POLICY.replace("EXTRA", extra)), request)
 
 
 def _container(decision: Any, index: int = 0, list_name: str = "containers") -> Any:
@@ -78,7 +67,7 @@ def _assert_valid_probes(container: dict[str, Any]) -> None:
 @pytest.mark.parametrize("prefix", [p for p in POD_CREATES if p not in PROTECTED])
 def test_every_captured_pod_gets_probes_its_ports_support(default_policies: PolicySet, prefix: str) -> None:
     request = fixture_request(prefix)
-    decision = _admit(default_policies, request)
+    decision = evaluate_twice(default_policies, request)
     kubernetes_validate.validate(decision.object, "1.36.0", strict=True)
     original = request["object"]["spec"]
     for before, after in zip(original["containers"], decision.object["spec"]["containers"], strict=True):
@@ -108,7 +97,7 @@ def test_the_named_http_port_gets_the_seeds_probes_and_keeps_its_own_readiness(
     default_policies: PolicySet,
 ) -> None:
     request = fixture_request("0007")
-    decision = _admit(default_policies, request)
+    decision = evaluate_twice(default_policies, request)
     web = _container(decision)
     assert web["readinessProbe"] == request["object"]["spec"]["containers"][0]["readinessProbe"]
     assert web["livenessProbe"] == {
@@ -226,7 +215,7 @@ def test_init_containers_never_get_probes_and_native_sidecars_only_when_asked() 
 
 def test_the_captured_native_sidecar_is_not_probed_by_default(default_policies: PolicySet) -> None:
     request = fixture_request("0013")
-    decision = _admit(default_policies, request)
+    decision = evaluate_twice(default_policies, request)
     assert decision.object["spec"]["initContainers"] == request["object"]["spec"]["initContainers"]
 
 

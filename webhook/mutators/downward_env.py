@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.k8snames import qualified_name_problem
 from webhook.pods import Container, PodView
 from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator
@@ -44,8 +45,6 @@ CPU_DIVISORS = ("1m", "1")
 BYTE_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
 # Kubernetes' rule for env var names (validation.IsEnvVarName).
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -154,21 +153,12 @@ def field_path_problem(path: str) -> str:
     """Why Kubernetes would reject `path` as an env var's fieldRef, or "" when it accepts it."""
     subscripted = _SUBSCRIPTED_PATH.match(path)
     if subscripted:
-        problem = _qualified_name_problem(subscripted.group(2))
+        problem = qualified_name_problem(subscripted.group(2))
         return f"{subscripted.group(1)} key {problem}" if problem else ""
     if path in FIELD_PATHS:
         return ""
     allowed = ", ".join([*FIELD_PATHS, "metadata.labels['<key>']", "metadata.annotations['<key>']"])
     return f"must be one of {allowed} (got {path!r})"
-
-
-def _qualified_name_problem(key: str) -> str:
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return f"must have a DNS subdomain as its prefix (got {key!r})"
-    if len(name) > 63 or not _QUALIFIED_NAME.match(name):
-        return f"must be at most 63 letters, digits, '-', '_' or '.' after its prefix (got {key!r})"
-    return ""
 
 
 def mutate(pod: PodView, params: Params, request: AdmissionRequest) -> list[Effect]:

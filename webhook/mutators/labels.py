@@ -7,6 +7,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.k8snames import NAME_MAX, label_value_problem, qualified_name_problem
 from webhook.pods import PodView
 from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator, Warned
@@ -14,10 +15,6 @@ from webhook.rules import Changed, Effect, Locator, Warned
 KEY = "labels"
 
 # Kubernetes' own limits (apimachinery validation: IsQualifiedName, IsValidLabelValue).
-NAME_MAX = 63
-PREFIX_MAX = 253
-_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _NOT_LABEL_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 # The CronJob controller names each Job <cronjob>-<minutes since the epoch> (8 digits for decades).
 _CRONJOB_SUFFIX = re.compile(r"-[0-9]{8,}$")
@@ -61,31 +58,6 @@ class Params:
     defaults: tuple[Default, ...]
 
 
-def label_key_problem(key: str) -> str | None:
-    """Why `key` is not a valid label (or annotation) key, as Kubernetes would judge it; None if valid."""
-    prefix, slash, name = key.rpartition("/")
-    if slash and not prefix:
-        return "prefix before '/' must not be empty"
-    if slash and (len(prefix) > PREFIX_MAX or not _DNS_SUBDOMAIN.match(prefix)):
-        return f"prefix {prefix!r} must be a lowercase DNS subdomain of at most {PREFIX_MAX} characters"
-    if not name or len(name) > NAME_MAX or not _NAME.match(name):
-        return (
-            f"name {name!r} must be 1-{NAME_MAX} characters of A-Z, a-z, 0-9, '-', '_' or '.', "
-            "starting and ending with a letter or digit"
-        )
-    return None
-
-
-def label_value_problem(value: str) -> str | None:
-    """Why `value` is not a valid label value; None if valid (the empty string is valid)."""
-    if value and (len(value) > NAME_MAX or not _NAME.match(value)):
-        return (
-            f"must be at most {NAME_MAX} characters of A-Z, a-z, 0-9, '-', '_' or '.', "
-            "starting and ending with a letter or digit"
-        )
-    return None
-
-
 def sanitise_value(text: str) -> str:
     """The closest valid label value: other characters become '-', cut to 63, trimmed to alphanumerics."""
     value = _NOT_LABEL_CHARS.sub("-", text)[:NAME_MAX]
@@ -95,7 +67,7 @@ def sanitise_value(text: str) -> str:
 def parse(raw: Mapping[str, Any], at: Locator) -> Params:
     defaults = []
     for key, value in raw["defaults"].items():
-        problem = label_key_problem(key)
+        problem = qualified_name_problem(key)
         if problem:
             raise at.error(f"invalid label key: {problem}", "defaults", key)
         if isinstance(value, str):

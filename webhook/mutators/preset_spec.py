@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.mutators.labels import label_key_problem
+from webhook.k8snames import qualified_name_problem
 from webhook.policy import Match, Policy, Rule
 from webhook.rules import Locator
 from webhook.selector import SELECTOR_SCHEMA, parse_selector
@@ -165,7 +165,7 @@ def parse_document(data: Mapping[str, Any], at: Locator) -> Policy:
     """A Preset document as a policy of one rule, matching the pods it selects on CREATE only."""
     name = str(data["metadata"]["name"])
     source = at.where()
-    problem = label_key_problem(annotation_key(name))
+    problem = qualified_name_problem(annotation_key(name))
     if problem:
         raise at.error(f"too long for the annotation {annotation_key(name)}: {problem}", "metadata", "name")
     spec = data["spec"]

@@ -11,11 +11,11 @@ chose is kept.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.k8snames import label_value_problem, qualified_name_problem
 from webhook.pods import PodView
 from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator
@@ -28,10 +28,6 @@ EFFECTS = ("", "NoSchedule", "PreferNoSchedule", NO_EXECUTE)
 APISERVER_KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 APISERVER_DEFAULT_SECONDS = 300
 
-# Label keys and values, which taint keys and values must be.
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
-_LABEL_NAME = re.compile(rf"^{_NAME}$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 _TOLERATION_SCHEMA = {
     "type": "object",
@@ -126,30 +122,18 @@ def parse(raw: Mapping[str, Any], at: Locator) -> Params:
 def toleration_problem(toleration: Toleration) -> tuple[str, str] | None:
     """(field, message) for what the apiserver would reject in a toleration, or None."""
     if toleration.key:
-        problem = _label_key_problem(toleration.key)
+        problem = qualified_name_problem(toleration.key)
         if problem:
             return "key", problem
     elif toleration.operator != EXISTS:
         return "operator", "must be Exists when key is empty (an empty key matches every taint)"
     if toleration.operator == EXISTS and toleration.value:
         return "value", "must be empty when operator is Exists"
-    label_value = len(toleration.value) <= 63 and _LABEL_NAME.match(toleration.value)
-    if toleration.operator != EXISTS and toleration.value and not label_value:
+    if toleration.operator != EXISTS and label_value_problem(toleration.value):
         return "value", "must be a label value: at most 63 letters, digits, '-', '_' or '.'"
     if toleration.seconds is not None and toleration.effect != NO_EXECUTE:
         return "tolerationSeconds", "only a NoExecute toleration takes tolerationSeconds"
     return None
-
-
-def _label_key_problem(key: str) -> str:
-    prefix, _, name = key.rpartition("/")
-    if "/" in prefix or (_ and not prefix):
-        return f"must be a label key, an optional DNS prefix and a name (got {key!r})"
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return f"prefix must be a DNS subdomain (got {prefix!r})"
-    if len(name) > 63 or not _LABEL_NAME.match(name):
-        return f"name must be at most 63 letters, digits, '-', '_' or '.' (got {name!r})"
-    return ""
 
 
 def mutate(pod: PodView, params: Params, request: AdmissionRequest) -> list[Effect]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.mutators.labels import label_key_problem, label_value_problem
+from webhook.k8snames import label_value_problem, qualified_name_problem
 from webhook.pods import PodView
 from webhook.request import AdmissionRequest
 from webhook.rules import Locator
@@ -49,12 +49,12 @@ class Params:
 def parse(raw: Mapping[str, Any], at: Locator) -> Params:
     keys = tuple(raw.get("keys", ()))
     for index, key in enumerate(keys):
-        problem = label_key_problem(key)
+        problem = qualified_name_problem(key)
         if problem:
             raise at.error(f"invalid label key: {problem}", "keys", index)
     allowed = []
     for key, values in (raw.get("allowedValues") or {}).items():
-        problem = label_key_problem(key)
+        problem = qualified_name_problem(key)
         if problem:
             raise at.error(f"invalid label key: {problem}", "allowedValues", key)
         for index, value in enumerate(values):
