@@ -40,6 +40,15 @@ def with_labels(request: dict[str, Any], **labels: str) -> dict[str, Any]:
     return changed
 
 
+def pod_with(containers: list[dict[str, Any]], init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The captured bare pod's CREATE request (0001) with other containers, and init containers if given."""
+    request = fixture_request("0001")
+    request["object"]["spec"]["containers"] = containers
+    if init is not None:
+        request["object"]["spec"]["initContainers"] = init
+    return request
+
+
 def evaluate_twice(policies: PolicySet, request: dict[str, Any]) -> Decision:
     """Evaluate; check the patch applies to the object as received, and that a second pass changes nothing."""
     decision = evaluate(policies, request)

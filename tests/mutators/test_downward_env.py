@@ -4,7 +4,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.conftest import FIXTURE_FILES, evaluate_twice, fixture_request, policy_text
+from tests.conftest import FIXTURE_FILES, evaluate_twice, fixture_request, pod_with, policy_text
 from webhook import PolicySet, evaluate
 from webhook.errors import PolicyError
 
@@ -34,11 +34,7 @@ spec:
 
 
 def _run(containers: list[dict[str, Any]], extra: str = "", init: list[dict[str, Any]] | None = None) -> Any:
-    request = fixture_request("0001")
-    request["object"]["spec"]["containers"] = containers
-    if init is not None:
-        request["object"]["spec"]["initContainers"] = init
-    return evaluate_twice(policy_text(POLICY.replace("EXTRA", extra)), request)
+    return evaluate_twice(policy_text(POLICY.replace("EXTRA", extra)), pod_with(containers, init))
 
 
 def _env(decision: Any, index: int = 0, list_name: str = "containers") -> list[dict[str, Any]]:

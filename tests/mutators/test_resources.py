@@ -1,10 +1,8 @@
-import copy
 from typing import Any
 
-import jsonpatch
 import pytest
 
-from tests.conftest import fixture_request, policy_text
+from tests.conftest import evaluate_twice, fixture_request, pod_with, policy_text
 from webhook import evaluate
 
 POLICY = """
@@ -23,14 +21,7 @@ spec:
 
 
 def _run(containers: list[dict[str, Any]], extra: str = "", init: list[dict[str, Any]] | None = None) -> Any:
-    request = fixture_request("0001")
-    request["object"]["spec"]["containers"] = containers
-    if init is not None:
-        request["object"]["spec"]["initContainers"] = init
-    decision = evaluate(policy_text(POLICY.replace("EXTRA", extra)), request)
-    patched = jsonpatch.apply_patch(copy.deepcopy(request["object"]), list(decision.patch))
-    assert patched == decision.object
-    return decision
+    return evaluate_twice(policy_text(POLICY.replace("EXTRA", extra)), pod_with(containers, init))
 
 
 def _resources(decision: Any, index: int = 0, list_name: str = "containers") -> Any:

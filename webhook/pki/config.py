@@ -242,10 +242,14 @@ def load_config(path: str | Path | None) -> SigningConfig:
     """Read ca-config.json, or return the built-in server/client/peer profiles when there is none."""
     if path is None:
         return BUILTIN
+    return parse_config(read_json(path), str(path))
+
+
+def read_json(path: str | Path) -> Any:
+    """A cfssl JSON file; errors name the file (and line), as cfssl users expect."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise PkiError(f"{path}: cannot read: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
         raise PkiError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
-    return parse_config(raw, str(path))

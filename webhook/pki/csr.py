@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from webhook.errors import PkiError
-from webhook.pki.config import BACKDATE, CA_EXPIRY, parse_duration
+from webhook.pki.config import BACKDATE, CA_EXPIRY, parse_duration, read_json
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -200,13 +199,7 @@ def parse_request(raw: object, source: str) -> CertificateRequest:
 
 
 def load_request(path: str | Path) -> CertificateRequest:
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PkiError(f"{path}: cannot read: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise PkiError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
-    return parse_request(raw, str(path))
+    return parse_request(read_json(path), str(path))
 
 
 def subject_name(request: CertificateRequest) -> x509.Name:
