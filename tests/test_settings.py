@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from webhook.errors import SettingsError
 from webhook.settings import (
     CLUSTER_BIND,
     DEV_BIND,
     MIB,
     Settings,
-    SettingsError,
     available_cpus,
     env_name,
     load_settings,

@@ -100,5 +100,8 @@ class Decision:
         return {key: "; ".join(messages) for key, messages in notes.items()}
 
     def policies_acted(self) -> tuple[str, ...]:
-        names = {c.policy for c in self.changes} | {v.policy for v in self.violations}
+        """Policies that changed, judged or warned about the object."""
+        # A warning reads "<policy>.<rule>: ...", and policy names are DNS labels: no dot in them.
+        warned = {warning.split(".", 1)[0] for warning in self.warnings}
+        names = {c.policy for c in self.changes} | {v.policy for v in self.violations} | warned
         return tuple(sorted(names))

@@ -37,3 +37,7 @@ class PolicyError(PodgateError):
 
 class PkiError(PodgateError):
     """A certificate, key or cfssl JSON file is missing, invalid or would be overwritten."""
+
+
+class SettingsError(PodgateError):
+    """A flag or PODGATE_* variable has a value the server cannot use: the operator must fix it."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from webhook.errors import PodgateError
+from webhook.errors import SettingsError
 
 FailMode = Literal["admit", "deny"]
 FAIL_MODES: tuple[FailMode, ...] = ("admit", "deny")
@@ -21,10 +21,6 @@ IN_CLUSTER_MARKER = "KUBERNETES_SERVICE_HOST"
 CLUSTER_BIND = "0.0.0.0:8443"
 DEV_BIND = "127.0.0.1:8443"
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-class SettingsError(PodgateError):
-    """A flag or PODGATE_* variable has a value the server cannot use."""
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from webhook import logs
-    from webhook.settings import SettingsError, load_settings
+    from webhook.errors import SettingsError
+    from webhook.settings import load_settings
 
     flags = {key: value for key, value in vars(args).items() if key not in ("command", "run")}
     flags["policies"] = str(policies_path(args.policies))
