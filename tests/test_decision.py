@@ -18,4 +18,5 @@ def test_outcome_follows_the_action_mapping() -> None:
     assert Decision(object={}, violations=(warn,)).outcome == "warned"
     assert Decision(object={}, warnings=("p.r: m",)).outcome == "warned"
     assert Decision(object={}, violations=(Violation("p", "r", Action.AUDIT, "m"),)).outcome == "admitted"
-    assert Decision(object={}, violations=(Violation("p", "r", Action.ENFORCE, "m"), warn)).outcome == "denied"
+    deny = Violation("p", "r", Action.ENFORCE, "m")
+    assert Decision(object={}, violations=(deny, warn)).outcome == "denied"
