@@ -101,8 +101,7 @@ def fixture_body(prefix: str) -> dict[str, Any]:
     [
         (
             b"{not json",
-            "body is not valid JSON: Expecting property name enclosed in double quotes: "
-            "line 1 column 2 (char 1)",
+            "body is not valid JSON: unexpected character, expected a string key: line 1 column 2 (char 1)",
         ),
         (b"[]", "body must be a JSON object (an AdmissionReview)"),
         (b'{"kind": "Pod", "apiVersion": "v1"}', "kind must be AdmissionReview (got 'Pod')"),

@@ -7,7 +7,6 @@ to HTTP: a malformed review is the sender's 400, an engine failure is answered b
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
-from webhook import evaluate
+from webhook import evaluate, jsoncodec
 from webhook.errors import ReviewError
 from webhook.logs import LOGGER, fields
 from webhook.metrics import Metrics
@@ -55,6 +54,8 @@ def create_app(
                 raise RuntimeError("no policy set is loaded")
             decision = evaluate(policies, review.raw_request)
             answer = response(review, decision, phase)
+        except ReviewError:
+            raise  # the object itself cannot be judged (say, nested too deep): the sender's 400
         except Exception as error:
             # A bug in the engine or a policy must not hang or crash the worker: answer by the fail mode.
             admit_anyway = settings.fail_mode == "admit"
@@ -185,4 +186,4 @@ def read_body(limit: int) -> bytes:
 
 
 def json_response(body: dict[str, Any], status: int) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, content_type=JSON)
+    return Response(jsoncodec.dumps(body), status, content_type=JSON)

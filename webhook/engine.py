@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook import jsoncodec
 from webhook.decision import Change, Decision, Violation
+from webhook.errors import ReviewError
 from webhook.match import why_not
 from webhook.mutators import MUTATORS
 from webhook.patch import diff, pointer
@@ -156,6 +157,8 @@ def _same_template(request: AdmissionRequest, old: Mapping[str, Any]) -> bool:
 
 
 def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:
-    # A JSON round trip is a faster deep copy than copy.deepcopy for JSON-shaped data.
-    copied: dict[str, Any] = json.loads(json.dumps(obj))
+    try:
+        copied: dict[str, Any] = jsoncodec.copy(obj)
+    except jsoncodec.EncodeError as error:
+        raise ReviewError(f"request.object cannot be judged: {error}") from None
     return copied

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from webhook import jsoncodec
 from webhook.decision import Decision
 from webhook.errors import ReviewError
 from webhook.request import AdmissionRequest, parse_request
@@ -33,8 +33,8 @@ def parse_review(body: bytes | str | Mapping[str, Any]) -> Review:
     """A ReviewError says exactly what is wrong; nothing here raises anything else."""
     if isinstance(body, (bytes, str)):
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
+            data = jsoncodec.loads(body)
+        except jsoncodec.DecodeError as error:
             raise ReviewError(f"body is not valid JSON: {error}") from None
     else:
         data = body
@@ -61,7 +61,7 @@ def response(review: Review, decision: Decision, phase: Phase) -> dict[str, Any]
         answer["allowed"] = True
         if decision.patch:
             answer["patchType"] = "JSONPatch"
-            answer["patch"] = base64.b64encode(json.dumps(list(decision.patch)).encode()).decode()
+            answer["patch"] = base64.b64encode(jsoncodec.dumps(list(decision.patch))).decode()
         warnings = list(decision.warnings)
     else:
         answer["allowed"] = decision.allowed

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from webhook import jsoncodec
 from webhook.pods import PodView
 from webhook.request import AdmissionRequest
 
@@ -62,7 +62,7 @@ def future_pod(request: AdmissionRequest, template: PodView) -> tuple[PodView, A
         "metadata": template.template.get("metadata") or {},
         "spec": template.template.get("spec") or {},
     }
-    pod: dict[str, Any] = json.loads(json.dumps(source))
+    pod: dict[str, Any] = jsoncodec.copy(source)
     pod["metadata"]["namespace"] = request.namespace
     pod["metadata"]["labels"] = future_labels(request, template)
     apiserver_pod_defaults(pod["spec"], daemon=request.kind == "DaemonSet")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
+from webhook import jsoncodec
 from webhook.mutators.preset_spec import (
     DOCUMENT_KIND,
     DOCUMENT_SCHEMA,
@@ -154,4 +154,4 @@ def _normalise(value: Any) -> Any:
 
 
 def _copy(item: Item) -> Any:
-    return json.loads(json.dumps(item))
+    return jsoncodec.copy(item)
