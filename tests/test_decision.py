@@ -4,7 +4,7 @@ from webhook.decision import Action, Change, Decision, Violation
 def test_policies_acted_counts_changes_violations_and_warnings() -> None:
     decision = Decision(
         object={},
-        changes=(Change("test-defaults", "sizes", "/spec", "set"),),
+        changes=(Change("test-defaults", "sizes", ("spec",), "set"),),
         violations=(Violation("requests-required", "cpu", Action.WARN, "missing"),),
         # A preset skipped for a conflict changes nothing, but it acted: it said why.
         warnings=("jvm-tuning.inject: preset skipped: env JAVA_TOOL_OPTIONS differs",),

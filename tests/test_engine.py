@@ -61,7 +61,7 @@ def test_bare_pod_outside_test_is_denied() -> None:
 
 def test_kube_system_is_left_alone_unless_named() -> None:
     request = fixture_request("0037")
-    decision = evaluate(load_policies(RESOURCES_ONLY), request)
+    decision = evaluate(load_policies(RESOURCES_ONLY), request, explain=True)
     assert decision.allowed and decision.patch == ()
     assert any("namespace kube-system is protected" in reason for reason in decision.skipped)
     named = policy_text(

@@ -316,7 +316,7 @@ def test_kinds_limit_a_policy_to_pods_or_to_workloads() -> None:
     assert not evaluate(pods_only, fixture_request("0049")).allowed
     assert (
         "pods.required: kind StatefulSet is not among Pod"
-        in evaluate(pods_only, fixture_request("0047")).skipped
+        in evaluate(pods_only, fixture_request("0047"), explain=True).skipped
     )
     workloads_only = policy_text(_policy("sts", "    match: {kinds: [StatefulSet]}\n" + REQUIRE))
     assert not evaluate(workloads_only, fixture_request("0047")).allowed
@@ -462,6 +462,6 @@ def test_mutate_templates_follows_kinds_and_every_template_change() -> None:
     updated = evaluate(policies, _update(stale, **{"spec.template": image}))
     assert updated.allowed and len(updated.stored_changes) == 2
     # Other kinds are not in `kinds`: neither their templates nor their pods get the defaults.
-    sts = evaluate(policies, fixture_request("0047"))
+    sts = evaluate(policies, fixture_request("0047"), explain=True)
     assert not sts.allowed and sts.changes == ()
     assert "deployments.d (template): kind StatefulSet is not among Deployment" in sts.skipped

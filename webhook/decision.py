@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from webhook.patch import diff, pointer
 
 
 class Action(enum.StrEnum):
@@ -16,9 +19,9 @@ class Action(enum.StrEnum):
     AUDIT = "audit"  # admit silently, recorded as an audit annotation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
-    """One mutation and the policy rule that made it; `path` is a JSON pointer into the object.
+    """One mutation and the policy rule that made it; `path` is the JSON pointer into the object.
 
     `pod_only` changes are not in the patch: the workload is stored as sent (no drift for GitOps
     tools) and its pods get them when their controller creates them; `path` then says where in the
@@ -27,12 +30,16 @@ class Change:
 
     policy: str
     rule: str
-    path: str
+    location: tuple[str | int, ...]  # pointer parts; `path` spells them, only when someone reads it
     message: str
     pod_only: bool = False
 
+    @property
+    def path(self) -> str:
+        return pointer(*self.location)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Violation:
     policy: str
     rule: str
@@ -48,7 +55,9 @@ class Decision:
     """Everything every adapter needs; the enforce/warn/audit mapping lives here, and only here."""
 
     object: Mapping[str, Any]
-    patch: tuple[Mapping[str, Any], ...] = ()
+    # The object as received, when `object` is its mutated copy: `patch` is diffed from it on first use,
+    # so the validating phase, which sends no patch, never pays for the diff.
+    received: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     changes: tuple[Change, ...] = ()
     violations: tuple[Violation, ...] = ()
     # Warnings raised while mutating ("preset skipped: conflict on env FOO"), already "<policy>.<rule>: ...".
@@ -61,6 +70,11 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return not any(v.action is Action.ENFORCE for v in self.violations)
+
+    @functools.cached_property
+    def patch(self) -> tuple[Mapping[str, Any], ...]:
+        """The JSON Patch that turns the object as received into `object`; () when nothing changed."""
+        return () if self.received is None else tuple(diff(self.received, self.object))
 
     @property
     def mutated(self) -> bool:

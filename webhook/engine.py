@@ -7,20 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import jsoncodec
-from webhook.decision import Change, Decision, Violation
+from webhook.decision import Action, Change, Decision, Violation
 from webhook.errors import ReviewError
-from webhook.match import why_not
+from webhook.index import candidates
+from webhook.limits import over_limit
+from webhook.match import refused_opt_out, why_not
 from webhook.mutators import MUTATORS
-from webhook.patch import diff, pointer
 from webhook.pods import PodView, template_of, view_of
-from webhook.policy import Policy, PolicySet
+from webhook.policy import BUILTIN_POLICY, Policy, PolicyRule, PolicySet, Rule
 from webhook.request import AdmissionRequest, parse_request
 from webhook.rules import Changed, Warned
 from webhook.validators import VALIDATORS
 from webhook.workloads import future_pod, labels_only, pod_request
 
+LIMITS_RULE = "limits"
 
-def evaluate(policies: PolicySet, request: Mapping[str, Any]) -> Decision:
+
+def evaluate(policies: PolicySet, request: Mapping[str, Any], *, explain: bool = False) -> Decision:
     """Judge one AdmissionReview `request` (a dict) against a policy set.
 
     Mutators run first, in registry order, on a copy; validators then judge the pod as it will run,
@@ -28,19 +31,28 @@ def evaluate(policies: PolicySet, request: Mapping[str, Any]) -> Decision:
     controller will create from its template, so it is admitted exactly when they would be. The patch
     is one diff against the object exactly as received, which makes a second evaluation of the result
     an empty patch.
+
+    With `explain`, `Decision.skipped` says why each policy rule that was not applied was not; without
+    it, rules that cannot apply to the request's kind, operation or namespace are never looked at
+    (webhook.index), which is what keeps a large policy set cheap.
     """
-    return evaluate_request(policies, parse_request(request))
+    return evaluate_request(policies, parse_request(request), explain=explain)
 
 
-def evaluate_request(policies: PolicySet, request: AdmissionRequest) -> Decision:
+def evaluate_request(policies: PolicySet, request: AdmissionRequest, *, explain: bool = False) -> Decision:
     original = request.object
     skipped = _out_of_scope(request)
     working: dict[str, Any] = _copy(original)
     view = view_of(working, request.kind, request.namespace)
     if skipped or view is None:
         return Decision(object=original, skipped=(skipped or f"kind {request.kind} has no pod template",))
+    excess = over_limit(view)
+    if excess:
+        # Denied, not waved through: an oversized pod must not be a way around the policies.
+        violation = Violation(BUILTIN_POLICY, LIMITS_RULE, Action.ENFORCE, excess)
+        return Decision(object=original, violations=(violation,), warnings=(str(violation),))
 
-    run = _Run(policies, request)
+    run = _Run(policies, request, explain)
     workload = ""
     if not view.is_workload:
         run.mutate(view, request, pod_only=False)
@@ -64,10 +76,9 @@ def evaluate_request(policies: PolicySet, request: AdmissionRequest) -> Decision
         run.mutate(pod, creation, pod_only=True)
         run.validate(pod, creation, kind=request.kind, prefix=f"{workload}: pod template ")
 
-    patch = tuple(diff(original, working))
     return Decision(
-        object=working if patch else original,
-        patch=patch,
+        object=working,
+        received=original,
         changes=tuple(run.changes),
         violations=tuple(run.violations),
         warnings=tuple(run.warnings),
@@ -82,6 +93,7 @@ class _Run:
 
     policies: PolicySet
     request: AdmissionRequest
+    explain: bool
     changes: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
@@ -105,35 +117,64 @@ class _Run:
         """
         where = f" ({on})" if on else ""
         for mutator in MUTATORS:
-            for policy, rule in self.policies.rules_of(mutator.KEY):
+            for policy, rule in self._rules(mutator.KEY, matching, kind, mutating=True):
                 if only is not None and not only(policy):
                     continue
                 seen = judged() if judged is not None else target
-                reason = why_not(policy, matching, seen, mutating=True, kind=kind)
-                if reason:
-                    self.reasons.append(f"{policy.name}.{rule.name}{where}: {reason}")
+                if not self._applies(policy, rule, matching, seen, mutating=True, kind=kind, where=where):
                     continue
                 for effect in mutator.mutate(target, rule.params, self.request):
                     if isinstance(effect, Changed):
-                        path = pointer(*effect.path)
-                        self.changes.append(Change(policy.name, rule.name, path, effect.message, pod_only))
+                        change = Change(policy.name, rule.name, effect.path, effect.message, pod_only)
+                        self.changes.append(change)
                     elif isinstance(effect, Warned):
-                        warning = f"{policy.name}.{rule.name}: {effect.message}"
-                        # A stored template and its pods may both give it: say it once.
-                        if warning not in self.warnings:
-                            self.warnings.append(warning)
+                        self._warn(f"{policy.name}.{rule.name}: {effect.message}")
 
     def validate(
         self, pod: PodView, matching: AdmissionRequest, *, kind: str | None = None, prefix: str = ""
     ) -> None:
         for validator in VALIDATORS:
-            for policy, rule in self.policies.rules_of(validator.KEY):
-                reason = why_not(policy, matching, pod, mutating=False, kind=kind)
-                if reason:
-                    self.reasons.append(f"{policy.name}.{rule.name}: {reason}")
+            for policy, rule in self._rules(validator.KEY, matching, kind, mutating=False):
+                if not self._applies(policy, rule, matching, pod, mutating=False, kind=kind):
                     continue
                 for message in validator.check(pod, rule.params, self.request):
                     self.violations.append(Violation(policy.name, rule.name, rule.action, prefix + message))
+
+    def _applies(
+        self,
+        policy: Policy,
+        rule: Rule,
+        matching: AdmissionRequest,
+        seen: PodView,
+        *,
+        mutating: bool,
+        kind: str | None,
+        where: str = "",
+    ) -> bool:
+        reason = why_not(policy, matching, seen, mutating=mutating, kind=kind)
+        if reason:
+            self.reasons.append(f"{policy.name}.{rule.name}{where}: {reason}")
+            return False
+        refused = refused_opt_out(policy, matching, seen)
+        if refused:
+            # Say so: a tenant who tried to opt out should learn why the policy still applies.
+            self._warn(f"{policy.name}: {refused}")
+        return True
+
+    def _warn(self, warning: str) -> None:
+        # A stored template and its pods may both give the same warning: say it once.
+        if warning not in self.warnings:
+            self.warnings.append(warning)
+
+    def _rules(
+        self, key: str, matching: AdmissionRequest, kind: str | None, *, mutating: bool
+    ) -> tuple[PolicyRule, ...]:
+        if self.explain:
+            return self.policies.rules_of(key)
+        judged_kind = kind or matching.kind
+        return candidates(
+            self.policies, key, judged_kind, matching.operation, matching.namespace, mutating=mutating
+        )
 
 
 def _out_of_scope(request: AdmissionRequest) -> str:

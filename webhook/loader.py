@@ -13,7 +13,8 @@ import jsonschema
 from webhook.decision import Action
 from webhook.errors import PolicyError, PolicyIssue
 from webhook.mutators import MUTATORS
-from webhook.policy import Exclude, Match, Policy, PolicySet, Rule
+from webhook.optout import DEFAULT_ANNOTATION, parse_opt_out, subject_fields
+from webhook.policy import BUILTIN_POLICY, Exclude, Match, Policy, PolicySet, Rule
 from webhook.rules import Locator, RuleParseError
 from webhook.schema import policy_schema
 from webhook.selector import parse_selector
@@ -49,9 +50,18 @@ def read_sources(path: str | Path) -> list[tuple[str, str]]:
     issues = []
     for file in files:
         try:
-            sources.append((str(file), file.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as error:
+            data = file.read_bytes()
+        except OSError as error:
             issues.append(PolicyIssue(str(file), 0, "", f"cannot read: {error}"))
+            continue
+        try:
+            sources.append((str(file), data.decode("utf-8")))
+        except UnicodeDecodeError as error:
+            # Point at the byte, as for any other error: the line is all an editor needs to find it.
+            line = data.count(b"\n", 0, error.start) + 1
+            column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+            message = f"not UTF-8: byte 0x{data[error.start]:02x} at column {column} cannot be decoded"
+            issues.append(PolicyIssue(str(file), line, "", message))
     if issues:
         raise PolicyError(issues)
     return sources
@@ -68,6 +78,10 @@ def parse_sources(sources: Iterable[tuple[str, str]]) -> PolicySet:
         for document in documents:
             policy = _parse_document(document, file, issues)
             if policy is None:
+                continue
+            if policy.name == BUILTIN_POLICY:
+                message = f"{BUILTIN_POLICY!r} is reserved for podgate's own checks (docs/policies.md)"
+                issues.append(PolicyIssue(file, document.lines[()], "metadata.name", message))
                 continue
             if policy.name in policies:
                 first = policies[policy.name][1]
@@ -121,6 +135,11 @@ def _parse_policy(data: Mapping[str, Any], at: Locator, issues: list[PolicyIssue
     spec = data["spec"]
     match = parse_match(spec.get("match") or {}, at.child("spec", "match"))
     exclude = parse_exclude(spec.get("exclude") or {})
+    try:
+        opt_out = parse_opt_out(spec.get("allowOptOut"), at.child("spec", "allowOptOut"), DEFAULT_ANNOTATION)
+    except RuleParseError as error:
+        issues.append(error.issue)
+        return None
     rules: list[Rule] = []
     rule_names: set[str] = set()
     for index, raw in enumerate(spec["rules"]):
@@ -139,6 +158,7 @@ def _parse_policy(data: Mapping[str, Any], at: Locator, issues: list[PolicyIssue
         rules=tuple(rules),
         match=match,
         exclude=exclude,
+        opt_out=opt_out,
         mutate_templates=bool(spec.get("mutateTemplates", False)),
         source=at.where(),
         description=str(spec.get("description", "")),
@@ -213,12 +233,7 @@ def parse_match(raw: Mapping[str, Any], at: Locator) -> Match:
 
 
 def parse_exclude(raw: Mapping[str, Any]) -> Exclude:
-    return Exclude(
-        namespaces=tuple(raw.get("namespaces", ())),
-        users=tuple(raw.get("users", ())),
-        groups=frozenset(raw.get("groups", ())),
-        service_accounts=frozenset(raw.get("serviceAccounts", ())),
-    )
+    return Exclude(namespaces=tuple(raw.get("namespaces", ())), **subject_fields(raw))
 
 
 def schema_issues(error: jsonschema.ValidationError, at: Locator) -> list[PolicyIssue]:

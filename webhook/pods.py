@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,8 @@ class Container:
     index: int
     prefix: tuple[str, ...] = ()
 
-    @property
+    # Cached: messages name a container many times, and no mutator renames one.
+    @functools.cached_property
     def name(self) -> str:
         return str(self.body.get("name", f"#{self.index}"))
 
@@ -90,7 +92,7 @@ class Container:
         """A native sidecar: an init container that keeps running (Kubernetes 1.28+)."""
         return self.is_init and self.body.get("restartPolicy") == "Always"
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """How messages name it: `container "app"` or `init container "setup"`."""
         return f'{"init container" if self.is_init else "container"} "{self.name}"'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -58,6 +59,22 @@ def parse_quantity(raw: object) -> Quantity:
     """Parse a quantity as the apiserver accepts it; YAML numbers (1, 0.5) are accepted like their text."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise QuantityError(f"must be a quantity such as 100m or 256Mi (got {raw!r})")
+    if type(raw) is str and len(raw) <= _CACHED_TEXT:
+        return _parse_text(raw)
+    return _parse(raw)
+
+
+# A cluster writes a few dozen distinct quantities ("100m", "256Mi") over and over; parsing is exact
+# (Fractions), so remembering the parsed ones is most of the resources mutator's speed.
+_CACHED_TEXT = 32
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(raw: str) -> Quantity:
+    return _parse(raw)
+
+
+def _parse(raw: str | int | float) -> Quantity:
     text = raw.strip() if isinstance(raw, str) else repr(raw)
     match = _QUANTITY.match(text)
     if match is None:

@@ -11,7 +11,7 @@ from webhook.pods import PodView
 from webhook.request import AdmissionRequest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Changed:
     """A mutator changed the field at `path` (JSON pointer parts relative to the admitted object)."""
 
@@ -19,7 +19,7 @@ class Changed:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Warned:
     """A mutator could not or would not act, and the user should know (e.g. a conflicting preset)."""
 
@@ -43,7 +43,7 @@ def format_path(parts: tuple[str | int, ...]) -> str:
     return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Locator:
     """Knows where a part of a policy file is, so a parse error can name file, line and field path."""
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from webhook.decision import Action
 from webhook.mutators import MUTATORS
+from webhook.optout import DEFAULT_ANNOTATION, SUBJECT_PROPERTIES, opt_out_schema
 from webhook.pods import POD_KINDS
 from webhook.policy import API_VERSION
 from webhook.request import OPERATIONS
@@ -51,12 +52,7 @@ def _exclude_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": {
-            "namespaces": STRINGS,
-            "users": STRINGS,
-            "groups": STRINGS,
-            "serviceAccounts": {"type": "array", "items": {"type": "string", "pattern": "^[^/]+/[^/]+$"}},
-        },
+        "properties": {"namespaces": STRINGS, **SUBJECT_PROPERTIES},
     }
 
 
@@ -88,6 +84,7 @@ def document_kinds() -> dict[str, Mapping[str, Any]]:
                 "description": {"type": "string"},
                 "match": _match_schema(),
                 "exclude": _exclude_schema(),
+                "allowOptOut": opt_out_schema(DEFAULT_ANNOTATION),
                 "mutateTemplates": {
                     "type": "boolean",
                     "description": "also store this policy's mutations in workloads' pod templates "

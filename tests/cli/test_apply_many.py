@@ -123,7 +123,7 @@ def test_progress_is_drawn_only_on_a_terminal(tree: Path, capsys: pytest.Capture
 
 def test_the_summary_is_a_table_on_a_terminal() -> None:
     tally = Tally()
-    tally.add(Decision(object={}, patch=({"op": "add", "path": "/x", "value": 1},)))
+    tally.add(Decision(object={"x": 1}, received={}))
     tally.add(Decision(object={}, violations=(Violation("p", "r", Action.ENFORCE, "no"),)))
     tally.add(Decision(object={}, violations=(Violation("p", "r", Action.WARN, "careful"),)))
     tally.add(Decision(object={}, violations=(Violation("p", "r", Action.AUDIT, "noted"),)))

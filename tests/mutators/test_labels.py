@@ -164,7 +164,7 @@ def test_a_derived_value_with_nothing_valid_is_skipped_with_a_warning() -> None:
 
 
 def test_nothing_changes_on_update() -> None:
-    decision = evaluate(policy_text(NAME_POLICY), fixture_request("0033"))
+    decision = evaluate(policy_text(NAME_POLICY), fixture_request("0033"), explain=True)
     assert decision.patch == ()
     assert decision.skipped == ("names.default-name: operation UPDATE is not among CREATE",)
 

@@ -139,12 +139,41 @@ def test_a_pod_carrying_an_older_version_is_brought_up_to_date_without_duplicate
     )
 
 
-def test_the_exclude_annotation_opts_a_pod_out() -> None:
+EXCLUDED = {"podpreset.admission.kubernetes.io/exclude": "true"}
+OPT_OUT_FOR_TEAM_ALPHA = "  allowOptOut: {groups: [team-alpha]}\n"
+
+
+def _excluded_request(user: str, groups: list[str]) -> dict[str, Any]:
     request = with_labels(fixture_request("0001"), **JVM)
-    request["object"]["metadata"]["annotations"] = {"podpreset.admission.kubernetes.io/exclude": "true"}
-    decision = evaluate(policy_text(PRESET), request)
+    request["object"]["metadata"]["annotations"] = dict(EXCLUDED)
+    request["userInfo"] = {"username": user, "groups": groups}
+    return request
+
+
+def test_the_exclude_annotation_opts_out_only_requesters_the_preset_names() -> None:
+    policies = policy_text(PRESET.replace("spec:\n", "spec:\n" + OPT_OUT_FOR_TEAM_ALPHA, 1))
+    decision = evaluate(policies, _excluded_request("ann", ["team-alpha", "system:authenticated"]))
     assert decision.patch == ()
     assert decision.warnings == ()
+
+    # Anyone else's annotation is not an exemption: the preset applies, and the pod's author is told.
+    decision = evaluate_twice(policies, _excluded_request("mallory", ["system:authenticated"]))
+    assert containers(decision)[0]["env"] == [JAVA_TOOL_OPTIONS]
+    assert decision.warnings == (
+        "jvm-tuning: annotation podpreset.admission.kubernetes.io/exclude ignored: "
+        "mallory may not opt out of this policy",
+    )
+
+
+def test_without_allow_opt_out_the_exclude_annotation_is_ignored() -> None:
+    # Even a cluster admin's: no preset grants an opt-out it does not declare.
+    decision = evaluate_twice(policy_text(PRESET), _excluded_request("admin", ["system:masters"]))
+    assert containers(decision)[0]["env"] == [JAVA_TOOL_OPTIONS]
+
+
+def test_who_may_opt_out_is_not_part_of_the_preset_version() -> None:
+    allowing = policy_text(PRESET.replace("spec:\n", "spec:\n" + OPT_OUT_FOR_TEAM_ALPHA, 1))
+    assert version_of(allowing) == version_of(policy_text(PRESET))
 
 
 def test_init_containers_only_when_asked() -> None:

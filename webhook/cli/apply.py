@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             items = []
         for item in items:
             try:
-                decision = evaluate(policies, item.request)
+                decision = evaluate(policies, item.request, explain=args.explain)
             except ReviewError as error:
                 progress.print(f"error: {item.source}: {error}")
                 bad_input = True

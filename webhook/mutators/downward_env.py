@@ -11,6 +11,7 @@ Injected variables go first in `env`, so that `$(MY_POD_NAME)` in the user's own
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,15 +95,16 @@ class Variable:
     resource: str = ""
     divisor: str = "1"
 
-    def value_from(self, container: Container) -> dict[str, Any]:
+    def entry(self, container: Container) -> dict[str, Any]:
         # Written as the apiserver stores them: fieldRef gains apiVersion v1, and an omitted divisor
         # would be stored as "0".
         if self.field_path:
-            return {"fieldRef": {"apiVersion": "v1", "fieldPath": self.field_path}}
+            reference = {"apiVersion": "v1", "fieldPath": self.field_path}
+            return {"name": self.name, "valueFrom": {"fieldRef": reference}}
         reference = {"containerName": container.name, "resource": self.resource, "divisor": self.divisor}
-        return {"resourceFieldRef": reference}
+        return {"name": self.name, "valueFrom": {"resourceFieldRef": reference}}
 
-    @property
+    @functools.cached_property
     def source(self) -> str:
         return self.field_path or f"{self.resource} (divisor {self.divisor})"
 
@@ -182,8 +184,8 @@ def _inject(container: Container, variables: tuple[Variable, ...]) -> list[Effec
     ]
     if not missing:
         return []
-    container.body["env"] = [{"name": v.name, "valueFrom": v.value_from(container)} for v in missing] + own
+    container.body["env"] = [v.entry(container) for v in missing] + own
+    label, at = container.label, container.path("env")
     return [
-        Changed(container.path("env", index), f"{container.label}: env {v.name} set from {v.source}")
-        for index, v in enumerate(missing)
+        Changed((*at, index), f"{label}: env {v.name} set from {v.source}") for index, v in enumerate(missing)
     ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.k8snames import qualified_name_problem
+from webhook.optout import opt_out_schema, parse_opt_out
 from webhook.policy import Match, Policy, Rule
 from webhook.rules import Locator
 from webhook.selector import SELECTOR_SCHEMA, parse_selector
@@ -127,6 +128,7 @@ DOCUMENT_SCHEMA: Mapping[str, Any] = {
         "envFrom": {"type": "array", "items": ENV_FROM_SCHEMA},
         "volumes": {"type": "array", "items": VOLUME_SCHEMA},
         "volumeMounts": {"type": "array", "items": MOUNT_SCHEMA},
+        "allowOptOut": opt_out_schema(EXCLUDE_ANNOTATION),
     },
 }
 # Presets are whole documents (kind: Preset); a policy rule cannot be one.
@@ -192,8 +194,10 @@ def parse_document(data: Mapping[str, Any], at: Locator) -> Policy:
             raise at.error(message, "volumeMounts", index, "name")
     if not any(spec.get(field) for field in ("env", "envFrom", "volumes", "volumeMounts")):
         raise at.error("injects nothing: set env, envFrom, volumes or volumeMounts")
+    opt_out = parse_opt_out(spec.get("allowOptOut"), at.child("allowOptOut"), EXCLUDE_ANNOTATION)
     try:
-        canonical = _canonical(spec)
+        # The version names what is injected: who may opt out is not part of it.
+        canonical = _canonical({k: v for k, v in spec.items() if k != "allowOptOut"})
     except (TypeError, ValueError):
         # Unquoted dates or timestamps in YAML are not JSON: they could not reach a pod either.
         raise at.error("must hold only strings, numbers, booleans, lists and maps (quote dates)") from None
@@ -213,7 +217,8 @@ def parse_document(data: Mapping[str, Any], at: Locator) -> Policy:
         selector=selector,
     )
     rule = Rule(RULE_NAME, KEY, True, params, source=source)
-    return Policy(name, (rule,), match, source=source, description=str(spec.get("description", "")))
+    description = str(spec.get("description", ""))
+    return Policy(name, (rule,), match, opt_out=opt_out, source=source, description=description)
 
 
 def _one_of(item: Mapping[str, Any], fields: Sequence[str], at: Locator) -> None:

@@ -9,7 +9,6 @@ from webhook import jsoncodec
 from webhook.mutators.preset_spec import (
     DOCUMENT_KIND,
     DOCUMENT_SCHEMA,
-    EXCLUDE_ANNOTATION,
     KEY,
     SCHEMA,
     Item,
@@ -31,7 +30,9 @@ _FALSE_BY_DEFAULT = ("readOnly", "optional")
 
 def mutate(pod: PodView, params: Params, request: AdmissionRequest) -> list[Effect]:
     annotations: Mapping[str, Any] = pod.metadata.get("annotations") or {}
-    if annotations.get(EXCLUDE_ANNOTATION) == "true" or annotations.get(params.annotation) == params.version:
+    # Already applied (a reinvocation, or a pod re-created from a stored copy). Opting out by the
+    # exclude annotation is decided by the policy's allowOptOut (webhook/optout.py), not here.
+    if annotations.get(params.annotation) == params.version:
         return []
     containers = list(pod.containers(init=params.init_containers))
     conflicts = _volume_conflicts(pod, params)
