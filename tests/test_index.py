@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,6 +56,38 @@ spec:
       - kinds: [Job, CronJob]
       - selector: {matchLabels: {tier: web}}
   rules: [{name: r, requireRequests: {resources: [cpu, memory]}}]
+---
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: labelled}
+spec:
+  match:
+    selector:
+      matchLabels: {tier: web}
+      matchExpressions: [{key: track, operator: NotIn, values: [canary]}]
+  rules: [{name: r, requireRequests: {resources: [cpu]}}]
+"""
+# A label default that makes a second labels policy, and a resources policy, match: label pruning must
+# see the labels as they are when each rule type runs.
+CHAINED = """apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: a-team}
+spec:
+  rules: [{name: r, labels: {defaults: {team: a}}}]
+---
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: b-of-team-a}
+spec:
+  match: {selector: {matchLabels: {team: a}}}
+  rules: [{name: r, labels: {defaults: {tier: web}}}]
+---
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: c-web-resources}
+spec:
+  match: {selector: {matchLabels: {tier: web}}}
+  rules: [{name: r, resources: {defaults: {cpu: {request: 50m}}}}]
 """
 
 NAMESPACES = ["team-a", "team-b", "prod-x", "kube-system", "podgate", "default", "capture-demo"]
@@ -78,7 +112,7 @@ def test_candidates_hold_every_rule_that_applies(
     parsed = parse_request(request)
     pod = view_of(dict(parsed.object), "Pod", namespace)
     assert pod is not None
-    found = candidates(policies, "requireRequests", kind, operation, namespace, mutating=mutating)
+    found = candidates(policies, "requireRequests", kind, operation, namespace, pod.labels, mutating=mutating)
     applying = [
         (policy, rule)
         for policy, rule in policies.rules_of("requireRequests")
@@ -88,17 +122,21 @@ def test_candidates_hold_every_rule_that_applies(
     assert list(found) == [pair for pair in policies.rules_of("requireRequests") if pair in found]
 
 
-def test_protected_and_foreign_namespaces_prune_policies() -> None:
+def test_namespaces_kinds_and_needed_labels_prune_policies() -> None:
     policies = policy_text(SCOPED)
-    names = [
-        p.name
-        for p, _ in candidates(policies, "requireRequests", "Pod", "CREATE", "kube-system", mutating=False)
-    ]
-    assert names == ["kube-system-named"]
-    names = [
-        p.name for p, _ in candidates(policies, "requireRequests", "Pod", "CREATE", "default", mutating=False)
-    ]
-    assert names == ["alternatives"]
+
+    def names(namespace: str, labels: dict[str, Any] | None = None) -> list[str]:
+        found = candidates(
+            policies, "requireRequests", "Pod", "CREATE", namespace, labels or {}, mutating=False
+        )
+        return [policy.name for policy, _ in found]
+
+    assert names("kube-system") == ["kube-system-named"]
+    assert names("default") == ["alternatives"]
+    assert names("team-b") == ["alternatives", "glob-namespace"]
+    # A policy that needs a label is only looked at for pods that carry it, and in policy order.
+    assert names("team-b", {"tier": "web"}) == ["alternatives", "glob-namespace", "labelled"]
+    assert names("team-b", {"tier": ["not", "a", "string"]}) == ["alternatives", "glob-namespace"]
 
 
 @pytest.mark.parametrize("fixture", [f.name[:4] for f in FIXTURE_FILES])
@@ -114,9 +152,16 @@ def test_explaining_changes_nothing_but_the_reasons(default_policies: PolicySet,
     assert set(quick.skipped) <= set(explained.skipped)
 
 
+def test_labels_set_by_earlier_rules_are_seen() -> None:
+    quick = evaluate(policy_text(CHAINED), fixture_request("0001"))
+    explained = evaluate(policy_text(CHAINED), fixture_request("0001"), explain=True)
+    assert quick.patch == explained.patch
+    assert {c.policy for c in quick.changes} == {"a-team", "b-of-team-a", "c-web-resources"}
+
+
 def test_the_memo_is_per_policy_set_and_bounded() -> None:
     policies = policy_text(SCOPED)
     for index in range(MEMO_LIMIT + 10):
-        candidates(policies, "requireRequests", "Pod", "CREATE", f"ns-{index}", mutating=False)
+        candidates(policies, "requireRequests", "Pod", "CREATE", f"ns-{index}", {}, mutating=False)
     assert 0 < len(policies.memo) <= MEMO_LIMIT
     assert policy_text(SCOPED).memo == {}

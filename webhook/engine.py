@@ -117,7 +117,9 @@ class _Run:
         """
         where = f" ({on})" if on else ""
         for mutator in MUTATORS:
-            for policy, rule in self._rules(mutator.KEY, matching, kind, mutating=True):
+            # A rule that sets labels may make a later rule of its own type match: no label pruning there.
+            labels = None if mutator.SETS_LABELS else (judged() if judged is not None else target).labels
+            for policy, rule in self._rules(mutator.KEY, matching, kind, labels, mutating=True):
                 if only is not None and not only(policy):
                     continue
                 seen = judged() if judged is not None else target
@@ -134,7 +136,7 @@ class _Run:
         self, pod: PodView, matching: AdmissionRequest, *, kind: str | None = None, prefix: str = ""
     ) -> None:
         for validator in VALIDATORS:
-            for policy, rule in self._rules(validator.KEY, matching, kind, mutating=False):
+            for policy, rule in self._rules(validator.KEY, matching, kind, pod.labels, mutating=False):
                 if not self._applies(policy, rule, matching, pod, mutating=False, kind=kind):
                     continue
                 for message in validator.check(pod, rule.params, self.request):
@@ -167,14 +169,18 @@ class _Run:
             self.warnings.append(warning)
 
     def _rules(
-        self, key: str, matching: AdmissionRequest, kind: str | None, *, mutating: bool
+        self,
+        key: str,
+        matching: AdmissionRequest,
+        kind: str | None,
+        labels: Mapping[str, Any] | None,
+        *,
+        mutating: bool,
     ) -> tuple[PolicyRule, ...]:
         if self.explain:
             return self.policies.rules_of(key)
-        judged_kind = kind or matching.kind
-        return candidates(
-            self.policies, key, judged_kind, matching.operation, matching.namespace, mutating=mutating
-        )
+        scope = (key, kind or matching.kind, matching.operation, matching.namespace)
+        return candidates(self.policies, *scope, labels, mutating=mutating)
 
 
 def _out_of_scope(request: AdmissionRequest) -> str:

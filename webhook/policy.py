@@ -85,7 +85,7 @@ class PolicySet:
     _by_key: dict[str, tuple[PolicyRule, ...]] = field(init=False, repr=False, compare=False)
     # A cache, not state: which rules could apply to a (rule type, kind, operation, namespace); see
     # webhook/index.py. It only ever holds what can be recomputed from the frozen fields above.
-    memo: dict[tuple[str, str, str, str, bool], tuple[PolicyRule, ...]] = field(
+    memo: dict[tuple[str, str, str, str, bool], Any] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 

@@ -71,10 +71,14 @@ class Locator:
 
 
 class Mutator(Protocol):
-    """A module in webhook/mutators/: KEY names it in a rule, SCHEMA checks its parameters at load."""
+    """A module in webhook/mutators/: KEY names it in a rule, SCHEMA checks its parameters at load.
+
+    SETS_LABELS says whether it may add pod labels, which policies select on (webhook/index.py).
+    """
 
     KEY: str
     SCHEMA: Mapping[str, Any]
+    SETS_LABELS: bool
 
     def parse(self, raw: Mapping[str, Any], at: Locator) -> Any: ...
 

@@ -23,6 +23,7 @@ from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator
 
 KEY = "downwardEnv"
+SETS_LABELS = False
 
 # The pod fields Kubernetes lets an env var's fieldRef select.
 FIELD_PATHS = (

@@ -13,6 +13,7 @@ from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator, Warned
 
 KEY = "labels"
+SETS_LABELS = True
 
 # Kubernetes' own limits (apimachinery validation: IsQualifiedName, IsValidLabelValue).
 _NOT_LABEL_CHARS = re.compile(r"[^A-Za-z0-9._-]+")

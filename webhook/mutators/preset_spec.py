@@ -15,6 +15,7 @@ from webhook.rules import Locator
 from webhook.selector import SELECTOR_SCHEMA, parse_selector
 
 KEY = "preset"
+SETS_LABELS = False
 DOCUMENT_KIND = "Preset"
 RULE_NAME = "inject"
 # The annotations Kubernetes' PodPreset admission plugin used, so existing tooling keeps reading them.

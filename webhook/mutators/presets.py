@@ -11,6 +11,7 @@ from webhook.mutators.preset_spec import (
     DOCUMENT_SCHEMA,
     KEY,
     SCHEMA,
+    SETS_LABELS,
     Item,
     Params,
     parse,
@@ -20,7 +21,17 @@ from webhook.pods import Container, PodView
 from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Warned
 
-__all__ = ["DOCUMENT_KIND", "DOCUMENT_SCHEMA", "KEY", "SCHEMA", "Params", "mutate", "parse", "parse_document"]
+__all__ = [
+    "DOCUMENT_KIND",
+    "DOCUMENT_SCHEMA",
+    "KEY",
+    "SCHEMA",
+    "SETS_LABELS",
+    "Params",
+    "mutate",
+    "parse",
+    "parse_document",
+]
 
 # The apiserver fills these in before any webhook sees a pod (defaultMode 420 on configMap volumes,
 # apiVersion v1 on fieldRefs, ...): an item differing only by them is the same item.

@@ -12,6 +12,7 @@ from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator, Warned
 
 KEY = "probes"
+SETS_LABELS = False
 
 # Policy key -> container field, in the order probes are injected and reported.
 KINDS = {"readiness": "readinessProbe", "liveness": "livenessProbe", "startup": "startupProbe"}

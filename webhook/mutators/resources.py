@@ -12,6 +12,7 @@ from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator, Warned
 
 KEY = "resources"
+SETS_LABELS = False
 RAISE_LIMIT = "raiseLimit"
 OMIT_LIMIT = "omitLimit"
 RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")

@@ -21,6 +21,7 @@ from webhook.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator
 
 KEY = "tolerations"
+SETS_LABELS = False
 EQUAL, EXISTS = "Equal", "Exists"
 NO_EXECUTE = "NoExecute"
 EFFECTS = ("", "NoSchedule", "PreferNoSchedule", NO_EXECUTE)
