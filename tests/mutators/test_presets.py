@@ -92,7 +92,7 @@ def test_explain_names_the_preset_for_each_change() -> None:
 
 
 def test_a_pod_not_selected_gets_nothing(default_policies: PolicySet) -> None:
-    decision = evaluate(default_policies, fixture_request("0011"))
+    decision = evaluate(default_policies, fixture_request("0011"), explain=True)
     assert ANNOTATION not in decision.object["metadata"].get("annotations", {})
     assert (
         "jvm-tuning.inject: labels do not match selector app.kubernetes.io/runtime in (jvm)"
