@@ -203,3 +203,28 @@ def test_the_engine_is_pure(module: str) -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in FORBIDDEN, f"{file.name} imports {name}"
+
+
+def test_the_validating_phase_judges_a_pod_as_received(default_policies: PolicySet) -> None:
+    # A test pod without requests is compliant once podgate's defaults are applied...
+    request = with_labels(fixture_request("0002"), **{"app.kubernetes.io/env": "test"})
+    assert evaluate(default_policies, request).allowed
+    # ...but if the mutating webhook was skipped (it fails open), the pod arriving at the validating
+    # webhook has none, and that pod is what would run: refused, not admitted on defaults it never got.
+    skipped = evaluate(default_policies, request, validating=True)
+    assert not skipped.allowed and skipped.patch == ()
+    assert "is missing cpu and memory requests" in skipped.denial_message()
+    # The same pod after podgate's mutation passes.
+    mutated = {**request, "object": evaluate(default_policies, request).object}
+    assert evaluate(default_policies, mutated, validating=True).allowed
+
+
+def test_the_validating_phase_still_judges_a_workload_as_its_mutated_pods(
+    default_policies: PolicySet,
+) -> None:
+    # A Deployment's pods are mutated when its controller creates them, so the defaults count.
+    request = fixture_request("0040")
+    request["namespace"] = request["object"]["metadata"]["namespace"] = "test-apps"
+    for container in request["object"]["spec"]["template"]["spec"]["containers"]:
+        container["resources"] = {}
+    assert evaluate(default_policies, request, validating=True).allowed

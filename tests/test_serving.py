@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -12,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,8 +23,12 @@ from tests.serving_support import (
     Server,
     client_context,
     fixture_files,
+    labelled_pod_review,
+    patched_cpu,
     pinned_policies,
+    scrape,
     serve,
+    served_digests,
     write_pki,
 )
 from webhook import evaluate, load_policies
@@ -46,18 +50,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with serve(POLICIES, pki, tmp_path_factory.mktemp("serve")) as running:
         yield running
-
-
-def scrape(server: Server) -> dict[str, float]:
-    """The /metrics samples, by their full name with labels."""
-    status, _, body = server.request("GET", "/metrics")
-    assert status == 200
-    samples = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
 
 
 def eventually(check: Callable[[], bool], what: str) -> None:
@@ -82,7 +74,9 @@ def test_every_fixture_gets_the_engines_answer_over_one_kept_alive_connection(se
         status, answer = server.post_review(f"/{phase}?timeout=10s", body, conn)
 
         assert status == 200, fixture.name
-        assert answer == response(review, evaluate(policies, review.raw_request), phase), fixture.name
+        assert answer == response(
+            review, evaluate(policies, review.raw_request, validating=phase == "validate"), phase
+        ), fixture.name
         assert conn.sock is socket_used, "the server closed a kept-alive connection"
         sent[f'endpoint="{phase}",kind="{review.request.kind}",operation="{review.request.operation}"'] += 1
     conn.close()
@@ -132,6 +126,43 @@ def test_tls_1_2_is_the_minimum(server: Server) -> None:
     )  # the server's alert, not a client-side limit
 
 
+@pytest.mark.parametrize(
+    ("cipher", "accepted"),
+    [
+        ("ECDHE-ECDSA-AES128-GCM-SHA256", True),
+        ("ECDHE-ECDSA-CHACHA20-POLY1305", True),
+        # CBC with HMAC: Python's default server ciphers allow it; podgate's do not.
+        ("ECDHE-ECDSA-AES128-SHA256", False),
+        ("ECDHE-ECDSA-AES256-SHA", False),
+    ],
+)
+def test_tls_1_2_takes_only_ecdhe_with_an_aead_cipher(server: Server, cipher: str, accepted: bool) -> None:
+    context = client_context(server.ca)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(f"{cipher}:@SECLEVEL=0")
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    with raw:
+        if accepted:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert (tls.cipher() or ("",))[0] == cipher
+        else:
+            with pytest.raises(ssl.SSLError) as refused:
+                context.wrap_socket(raw, server_hostname="127.0.0.1")
+            # The server's alert: it found no cipher in common.
+            assert refused.value.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE"
+
+
+def test_there_is_no_plaintext_http(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := raw.recv(4096):
+                answer += chunk
+    # Whatever comes back (a TLS alert, or nothing) is not HTTP.
+    assert not answer.startswith(b"HTTP/") and b"alive" not in answer
+
+
 def test_probes(server: Server) -> None:
     assert server.request("GET", "/healthz")[0] == 200
     status, _, body = server.request("GET", "/readyz")
@@ -174,16 +205,6 @@ def test_a_chunked_body_over_the_limit_is_refused_while_reading(server: Server) 
     conn.close()
 
 
-def served_digests(server: Server) -> dict[str, str]:
-    """pid -> the digest of the policy set that worker serves, from podgate_policy_set_info."""
-    digests = {}
-    for name, value in scrape(server).items():
-        found = re.fullmatch(r'podgate_policy_set_info\{digest="(\w+)",pid="(\d+)"\}', name)
-        if found and value == 1:
-            digests[found.group(2)] = found.group(1)
-    return digests
-
-
 def test_policy_changes_reach_every_worker_and_broken_ones_never_do(pki: Pki, tmp_path: Path) -> None:
     policy_dir = tmp_path / "policies"
     pinned_policies(policy_dir)
@@ -211,8 +232,8 @@ def test_policy_changes_reach_every_worker_and_broken_ones_never_do(pki: Pki, tm
             f"{policy_dir}/broken.yaml:8: spec.rules[0].resources.defaults.cpu.request: "
             "must be a quantity such as 100m or 256Mi (got 'lots')"
         ]
-        review = test_labelled_pod()
-        assert cpu_limits_patched(server, review) == ["100m"]
+        review = labelled_pod_review()
+        assert cpu_patched(server, review) == "100m"
 
         (policy_dir / "broken.yaml").unlink()
         text = (policy_dir / "resources.yaml").read_text()
@@ -223,27 +244,12 @@ def test_policy_changes_reach_every_worker_and_broken_ones_never_do(pki: Pki, tm
         eventually(
             lambda: set(served_digests(server).values()) == {changed}, "every worker serves the change"
         )
-        assert cpu_limits_patched(server, review) == ["200m"]
+        assert cpu_patched(server, review) == "200m"
 
 
-def test_labelled_pod() -> bytes:
-    """Fixture 0001 (a bare pod) labelled as a test workload, so the test defaults patch it."""
-    review: dict[str, Any] = json.loads(fixture_files("mutate")[0].read_text())
-    review["request"]["object"]["metadata"]["labels"] = {"app.kubernetes.io/env": "test"}
-    return json.dumps(review).encode()
-
-
-test_labelled_pod.__test__ = False  # type: ignore[attr-defined]
-
-
-def cpu_limits_patched(server: Server, body: bytes) -> list[str]:
-    import base64
-
-    status, answer = server.post_review("/mutate", body)
-    assert status == 200
-    patch = json.loads(base64.b64decode(answer["response"]["patch"]))
-    values = json.dumps(patch)
-    return sorted(set(re.findall(r'"cpu": "(\d+m)"', values)))
+def cpu_patched(server: Server, body: bytes) -> str | None:
+    status, _, data = server.request("POST", "/mutate", body, APISERVER_HEADERS)
+    return patched_cpu(status, data)
 
 
 def test_a_rotated_certificate_is_served_without_a_restart(pki: Pki, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout, UnsupportedMediaType
 
 from webhook import evaluate, jsoncodec
 from webhook.errors import ReviewError
@@ -28,7 +28,7 @@ JSON = "application/json"
 READ_CHUNK = 64 * 1024
 # Results, the closed vocabulary of the requests metric's `result` label.
 PATCHED, UNCHANGED, ALLOWED, DENIED, FAILED = "patched", "unchanged", "allowed", "denied", "failed"
-REJECTED = {400: "invalid", 413: "too_large", 415: "unsupported_media_type"}
+REJECTED = {400: "invalid", 408: "timeout", 413: "too_large", 415: "unsupported_media_type"}
 
 
 def create_app(
@@ -52,15 +52,15 @@ def create_app(
         try:
             if policies is None:
                 raise RuntimeError("no policy set is loaded")
-            decision = evaluate(policies, review.raw_request)
+            decision = evaluate(policies, review.raw_request, validating=phase == "validate")
             answer = response(review, decision, phase)
         except ReviewError:
             raise  # the object itself cannot be judged (say, nested too deep): the sender's 400
-        except Exception as error:
+        except Exception:
             # A bug in the engine or a policy must not hang or crash the worker: answer by the fail mode.
             admit_anyway = settings.fail_mode == "admit"
-            failure = type(error).__name__
-            message = f"podgate could not evaluate this request ({failure}); fail mode {settings.fail_mode}"
+            # A fixed message: what failed, and where, is for the log line keyed by the uid, not the client.
+            message = f"podgate could not evaluate this request; fail mode {settings.fail_mode}"
             log.exception("evaluation failed", extra=fields(uid=review.uid, endpoint=phase))
             answer = fallback_response(review, allowed=admit_anyway, message=message)
             reply = json_response(answer, 200)
@@ -177,11 +177,16 @@ def read_body(limit: int) -> bytes:
         raise UnsupportedMediaType(f"Content-Encoding {request.content_encoding!r} is not supported")
     chunks, size = [], 0
     # A chunked body has no Content-Length: count while reading, never buffer more than limit + 1 bytes.
-    while chunk := request.stream.read(min(READ_CHUNK, limit + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise RequestEntityTooLarge(f"body is over the limit of {limit} bytes")
+    # The read deadline lives in the socket (webhook/tls.py), not here: gunicorn's body reader blocks
+    # until a whole chunk has arrived, so a check between chunks could not stop a trickling client.
+    try:
+        while chunk := request.stream.read(min(READ_CHUNK, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise RequestEntityTooLarge(f"body is over the limit of {limit} bytes")
+    except TimeoutError:
+        raise RequestTimeout("the body did not arrive within the read timeout") from None
     return b"".join(chunks)
 
 

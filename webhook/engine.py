@@ -23,7 +23,9 @@ from webhook.workloads import future_pod, labels_only, pod_request
 LIMITS_RULE = "limits"
 
 
-def evaluate(policies: PolicySet, request: Mapping[str, Any], *, explain: bool = False) -> Decision:
+def evaluate(
+    policies: PolicySet, request: Mapping[str, Any], *, validating: bool = False, explain: bool = False
+) -> Decision:
     """Judge one AdmissionReview `request` (a dict) against a policy set.
 
     Mutators run first, in registry order, on a copy; validators then judge the pod as it will run,
@@ -32,20 +34,30 @@ def evaluate(policies: PolicySet, request: Mapping[str, Any], *, explain: bool =
     is one diff against the object exactly as received, which makes a second evaluation of the result
     an empty patch.
 
+    `validating` is for the validating webhook, which the apiserver calls after every mutation: the
+    object as received is what will be stored. A pod is then judged exactly as received, never as
+    podgate would have defaulted it: if the mutating webhook was skipped (it fails open), a pod
+    without requests must be refused, not admitted on the strength of defaults it never got. A
+    workload's pods are still judged as mutated: they are mutated when they are created.
+
     With `explain`, `Decision.skipped` says why each policy rule that was not applied was not; without
-    it, rules that cannot apply to the request's kind, operation or namespace are never looked at
-    (webhook.index), which is what keeps a large policy set cheap.
+    it, rules that cannot apply to the request's kind, operation, namespace or labels are never
+    looked at (webhook.index), which is what keeps a large policy set cheap.
     """
-    return evaluate_request(policies, parse_request(request), explain=explain)
+    return evaluate_request(policies, parse_request(request), validating=validating, explain=explain)
 
 
-def evaluate_request(policies: PolicySet, request: AdmissionRequest, *, explain: bool = False) -> Decision:
+def evaluate_request(
+    policies: PolicySet, request: AdmissionRequest, *, validating: bool = False, explain: bool = False
+) -> Decision:
     original = request.object
     skipped = _out_of_scope(request)
+    if skipped:
+        return Decision(object=original, skipped=(skipped,))
     working: dict[str, Any] = _copy(original)
     view = view_of(working, request.kind, request.namespace)
-    if skipped or view is None:
-        return Decision(object=original, skipped=(skipped or f"kind {request.kind} has no pod template",))
+    if view is None:
+        return Decision(object=original, skipped=(f"kind {request.kind} has no pod template",))
     excess = over_limit(view)
     if excess:
         # Denied, not waved through: an oversized pod must not be a way around the policies.
@@ -55,7 +67,8 @@ def evaluate_request(policies: PolicySet, request: AdmissionRequest, *, explain:
     run = _Run(policies, request, explain)
     workload = ""
     if not view.is_workload:
-        run.mutate(view, request, pod_only=False)
+        if not validating:
+            run.mutate(view, request, pod_only=False)
         run.validate(view, request)
     else:
         workload = f"{request.kind} {request.display_name}"
@@ -68,7 +81,7 @@ def evaluate_request(policies: PolicySet, request: AdmissionRequest, *, explain:
             pod_only=False,
             kind=request.kind,
             judged=lambda: labels_only(request, view),
-            only=lambda policy: policy.mutate_templates,
+            only=lambda policy: policy.mutate_templates and not validating,
             on="template",
         )
         # The pods get every mutation when their controller creates them; judge them as they will be.
