@@ -1,28 +1,27 @@
-"""Test support for the server: a throwaway CA and server certificate, and a real `podgate serve` process."""
+"""Test support for the server: a real `podgate serve` process, and what tests ask of it."""
 
 from __future__ import annotations
 
-import datetime
+import base64
 import http.client
-import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# write_pki is re-exported: the server tests and the benchmarks take both from here.
+from tests.tls_support import Pki
+from tests.tls_support import write_pki as write_pki
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "admission-reviews"
@@ -64,74 +63,6 @@ spec:
 STARTUP_DEADLINE = 30.0
 
 
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    cert: Path
-    key: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def write_pki(directory: Path, common_name: str = "podgate test server") -> Pki:
-    """A CA and a server certificate for localhost and 127.0.0.1, signed by it (EC P-256, one day)."""
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name(f"podgate test CA {os.getpid()}-{time.monotonic_ns()}")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
-    pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return pki
-
-
 def pinned_policies(directory: Path) -> Path:
     """A policy directory holding PINNED_POLICIES as resources.yaml."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -146,10 +77,13 @@ def free_port() -> int:
         return port
 
 
-def client_context(ca: Path) -> ssl.SSLContext:
-    """Verifies the chain and the host name, like the apiserver does with the webhook's caBundle."""
+def client_context(ca: Path, identity: tuple[Path, Path] | None = None) -> ssl.SSLContext:
+    """Verifies the chain and the host name, like the apiserver does with the webhook's caBundle;
+    presents `identity` (certificate, key) as its client certificate if given."""
     context = ssl.create_default_context(cafile=str(ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if identity is not None:
+        context.load_cert_chain(certfile=identity[0], keyfile=identity[1])
     return context
 
 
@@ -160,9 +94,11 @@ class Server:
     ca: Path
     log: Path
 
-    def connect(self, ca: Path | None = None) -> http.client.HTTPSConnection:
+    def connect(
+        self, ca: Path | None = None, identity: tuple[Path, Path] | None = None
+    ) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=client_context(ca or self.ca), timeout=20
+            "127.0.0.1", self.port, context=client_context(ca or self.ca, identity), timeout=20
         )
 
     def request(
@@ -200,6 +136,19 @@ class Server:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
 
+    def workers(self) -> set[int]:
+        """The pids of gunicorn's workers: the children of the `podgate serve` process, its master."""
+        children = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # Field 4 is the parent pid; the command name before it may hold spaces, never ")".
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                children.add(int(stat.parent.name))
+        return children
+
 
 # What the kube-apiserver sends with every call (tests/fixtures/admission-reviews/requests.jsonl).
 APISERVER_HEADERS = {
@@ -210,7 +159,9 @@ APISERVER_HEADERS = {
 }
 
 
-def wait_ready(server: Server) -> None:
+def wait_ready(server: Server, workers: int = 1) -> None:
+    """Until /readyz answers 200 and all `workers` have been forked (the first answers before the last
+    exists, and tests that kill or count workers need them all)."""
     deadline = time.monotonic() + STARTUP_DEADLINE
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -219,7 +170,7 @@ def wait_ready(server: Server) -> None:
             )
         try:
             status, _, _ = server.request("GET", "/readyz")
-            if status == 200:
+            if status == 200 and len(server.workers()) >= workers:
                 return
         except (OSError, http.client.HTTPException):
             pass
@@ -229,9 +180,15 @@ def wait_ready(server: Server) -> None:
 
 @contextmanager
 def serve(
-    policies: Path, pki: Pki, workdir: Path, *, workers: int = 2, extra_env: Mapping[str, str] | None = None
+    policies: Path,
+    pki: Pki,
+    workdir: Path,
+    *,
+    workers: int = 2,
+    extra_env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """`podgate serve` as a subprocess on a free loopback port; stopped (SIGTERM) on exit."""
+    """`podgate serve --workers N ARGS...` as a subprocess on a free loopback port; SIGTERM on exit."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODGATE_")}
     env.pop("KUBERNETES_SERVICE_HOST", None)
@@ -257,12 +214,13 @@ def serve(
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
+        *args,
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     server = Server(process, port, pki.ca, log)
     try:
-        wait_ready(server)
+        wait_ready(server, workers)
         yield server
     finally:
         if process.poll() is None:
@@ -272,6 +230,43 @@ def serve(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def scrape(server: Server) -> dict[str, float]:
+    """The /metrics samples, by their full name with labels."""
+    status, _, body = server.request("GET", "/metrics")
+    assert status == 200
+    samples = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def served_digests(server: Server) -> dict[str, str]:
+    """pid -> the digest of the policy set that worker serves, from podgate_policy_set_info."""
+    digests = {}
+    for name, value in scrape(server).items():
+        found = re.fullmatch(r'podgate_policy_set_info\{digest="(\w+)",pid="(\d+)"\}', name)
+        if found and value == 1:
+            digests[found.group(2)] = found.group(1)
+    return digests
+
+
+def labelled_pod_review() -> bytes:
+    """Fixture 0001 (a bare pod) labelled as a test workload, so PINNED_POLICIES' defaults patch it."""
+    review: dict[str, Any] = json.loads(fixture_files("mutate")[0].read_text())
+    review["request"]["object"]["metadata"]["labels"] = {"app.kubernetes.io/env": "test"}
+    return json.dumps(review).encode()
+
+
+def patched_cpu(status: int, body: bytes) -> str | None:
+    """The cpu values a /mutate answer patches in, joined ("100m"): which policy set answered."""
+    if status != 200:
+        return None
+    patch = base64.b64decode(json.loads(body)["response"].get("patch", ""))
+    return ",".join(sorted(set(re.findall(r'"cpu": ?"(\d+m)"', patch.decode())))) or None
 
 
 def fixture_files(phase: str | None = None) -> list[Path]:

@@ -26,6 +26,8 @@ def test_defaults_outside_a_cluster() -> None:
     assert settings.workers == available_cpus()
     assert settings.policies == Path("policies")
     assert (settings.cert, settings.key) == (None, None)
+    # Slow clients are cut off; no client certificate is asked for unless a CA is given.
+    assert (settings.read_timeout, settings.client_ca) == (10.0, None)
 
 
 def test_a_pod_listens_on_every_interface() -> None:
@@ -46,6 +48,8 @@ def test_every_field_has_a_podgate_variable() -> None:
         "PODGATE_KEEPALIVE": "30",
         "PODGATE_GRACEFUL_TIMEOUT": "20",
         "PODGATE_METRICS_DIR": "/run/podgate/metrics",
+        "PODGATE_READ_TIMEOUT": "2.5",
+        "PODGATE_CLIENT_CA": "/tls/client-ca.crt",
     }
     assert set(environ) == {env_name(name) for name in Settings.__dataclass_fields__}
     assert load_settings({}, environ) == Settings(
@@ -61,6 +65,8 @@ def test_every_field_has_a_podgate_variable() -> None:
         keepalive=30,
         graceful_timeout=20,
         metrics_dir=Path("/run/podgate/metrics"),
+        read_timeout=2.5,
+        client_ca=Path("/tls/client-ca.crt"),
     )
 
 
@@ -93,6 +99,12 @@ def test_an_empty_variable_counts_as_unset() -> None:
         ({"reload_interval": "0"}, {}, "--reload-interval: must be a positive number of seconds (got '0')"),
         ({"reload_interval": "soon"}, {}, "--reload-interval: must be a number of seconds (got 'soon')"),
         ({"cert": "/tls/tls.crt"}, {}, "--cert and --key go together: give both or neither"),
+        (
+            {},
+            {"PODGATE_READ_TIMEOUT": "-1"},
+            "PODGATE_READ_TIMEOUT: must be a positive number of seconds (got '-1')",
+        ),
+        ({"client_ca": ""}, {}, "--client-ca: must not be empty (got '')"),
     ],
     ids=[
         "workers-zero",
@@ -105,6 +117,8 @@ def test_an_empty_variable_counts_as_unset() -> None:
         "interval-zero",
         "interval-word",
         "cert-without-key",
+        "read-timeout-negative",
+        "client-ca-empty",
     ],
 )
 def test_bad_values_name_their_origin(

@@ -9,6 +9,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from webhook.tls import SlowClient
+
 LOGGER = "podgate"
 # The attribute of a LogRecord that carries its structured fields (set through `extra=`).
 FIELDS = "podgate_fields"
@@ -38,10 +40,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
+class SlowClientFilter(logging.Filter):
+    """gunicorn reports a client cut off by the read timeout as a socket error with a traceback.
+
+    That is a client problem, not a server one: one warning line with the peer instead, so a
+    slowloris costs a line per connection, not a traceback per connection at error level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, SlowClient):
+            record.msg, record.args = "slow client cut off", ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+            setattr(record, FIELDS, {"peer": error.peer, "readTimeout": error.seconds})
+        return True
+
+
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Send podgate's and gunicorn's logs to `stream` (stderr) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(SlowClientFilter())
     for name in (LOGGER, "gunicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
@@ -55,8 +75,14 @@ def gunicorn_logconfig(level: str = "INFO") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "filters": {"slow_clients": {"()": f"{__name__}.SlowClientFilter"}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "filters": ["slow_clients"],
+                "stream": "ext://sys.stderr",
+            }
         },
         "root": {"level": "WARNING", "handlers": ["stderr"]},
         "loggers": {

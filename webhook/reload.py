@@ -20,6 +20,7 @@ from pathlib import Path
 from webhook import PolicySet, load_policies
 from webhook.errors import PolicyError
 from webhook.logs import FIELDS, LOGGER, fields
+from webhook.tls import DEFAULT_READ_TIMEOUT, server_context
 
 log = logging.getLogger(f"{LOGGER}.reload")
 
@@ -132,14 +133,22 @@ class PolicySource:
 
 
 class CertificateSource:
-    """The server's TLS context, rebuilt when the certificate or key file changes (rotation).
+    """The server's TLS context, rebuilt when the certificate, key or client CA file changes (rotation).
 
     gunicorn asks its `ssl_context` hook for a context for every connection it accepts, so
     swapping the reference is enough: new connections get the new certificate, open ones keep theirs.
     """
 
-    def __init__(self, cert: Path, key: Path) -> None:
-        self.cert, self.key = cert, key
+    def __init__(
+        self,
+        cert: Path,
+        key: Path,
+        *,
+        client_ca: Path | None = None,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+    ) -> None:
+        self.cert, self.key, self.client_ca = cert, key, client_ca
+        self.read_timeout = read_timeout
         self._context: ssl.SSLContext | None = None
         self._signature: tuple[tuple[str, str, int, int], ...] | None = None
         self._attempted: str | None = None
@@ -148,7 +157,11 @@ class CertificateSource:
         self._lock = threading.Lock()
 
     def describe(self) -> str:
-        return f"{self.cert} + {self.key}"
+        described = f"{self.cert} + {self.key}"
+        return f"{described} (clients: {self.client_ca})" if self.client_ca else described
+
+    def files(self) -> list[Path]:
+        return [self.cert, self.key] + ([self.client_ca] if self.client_ca else [])
 
     def context(self) -> ssl.SSLContext:
         if self._context is None:
@@ -163,7 +176,7 @@ class CertificateSource:
 
     def poll(self) -> ReloadOutcome | None:
         with self._lock:
-            files = [self.cert, self.key]
+            files = self.files()
             signature = stat_signature(files)
             if signature == self._signature:
                 return None
@@ -173,8 +186,10 @@ class CertificateSource:
                 return None
             self._attempted = content
             try:
-                context = server_context(self.cert, self.key)
-            except (OSError, ssl.SSLError) as err:
+                context = server_context(
+                    self.cert, self.key, client_ca=self.client_ca, read_timeout=self.read_timeout
+                )
+            except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
                 # Mid-rotation the new certificate may sit next to the old key; the next change retries.
                 outcome = ReloadOutcome(self.describe(), None, self._digest, err)
             else:
@@ -183,15 +198,6 @@ class CertificateSource:
         for listener in self._listeners:
             listener(outcome)
         return outcome
-
-
-def server_context(cert: Path, key: Path) -> ssl.SSLContext:
-    """A server-side context: TLS 1.2 or newer, the default cipher choice, HTTP/1.1 over ALPN."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(certfile=cert, keyfile=key)
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 class Poller:

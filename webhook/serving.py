@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from webhook import jsoncodec
 from webhook.app import create_app
 from webhook.logs import LOGGER, fields, gunicorn_logconfig
 from webhook.metrics import Metrics, mark_worker_dead
 from webhook.reload import CertificateSource, PolicySource, Poller, ReloadOutcome, log_outcome
 from webhook.settings import Settings
+from webhook.tls import verified_client
 
 log = logging.getLogger(f"{LOGGER}.serving")
 
@@ -30,6 +32,11 @@ WORKER_CLASS = "gthread"
 WORKER_TIMEOUT = 30
 # An AdmissionReview's headers are few; the apiserver's audit-id etc. fit well within this.
 MAX_HEADER_BYTES = 16 * 1024
+# With --client-ca, what a connection without a client certificate may still ask: kubelet probes
+# cannot present one. Everything else (reviews, and /metrics, which names policies and rules) needs one.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
@@ -71,7 +78,9 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         for key, value in options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
+    def load(self) -> WsgiApp:
+        if self.settings.client_ca is not None:
+            return ClientCertificateGate(self.application)
         return self.application
 
     def ssl_context(self, config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
@@ -101,6 +110,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
                 policySet=policies.digest if policies else None,
                 policies=list(policies.names) if policies else [],
                 failMode=self.settings.fail_mode,
+                readTimeout=self.settings.read_timeout,
+                clientCertificates=self.settings.client_ca is not None,
             ),
         )
 
@@ -113,13 +124,42 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         self.metrics.certificate_reloads.labels("loaded" if outcome.loaded else "error").inc()
 
 
+class ClientCertificateGate:
+    """With --client-ca: a request on a connection without a verified client certificate gets 403,
+    except the probe paths.
+
+    The TLS context asks every client for a certificate and fails the handshake of one that
+    presents a certificate not from the client CA; a client that presents none gets this far.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in PROBE_PATHS or verified_client(environ.get("gunicorn.socket")):
+            return self.app(environ, start_response)
+        reason = "a client certificate from the webhook's client CA is required"
+        log.warning(
+            "rejected",
+            extra=fields(path=path, status=403, reason=reason, peer=environ.get("REMOTE_ADDR")),
+        )
+        body = jsoncodec.dumps({"error": reason})
+        start_response(
+            "403 FORBIDDEN", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+
 def open_sources(settings: Settings) -> tuple[PolicySource, CertificateSource]:
     """Load the policies and the certificate once, with logging; the caller checks healthy()."""
     if settings.cert is None or settings.key is None:
         raise ValueError("serving needs --cert and --key")
     policies = PolicySource(settings.policies)
     policies.subscribe(log_outcome("policies"))
-    certificates = CertificateSource(settings.cert, settings.key)
+    certificates = CertificateSource(
+        settings.cert, settings.key, client_ca=settings.client_ca, read_timeout=settings.read_timeout
+    )
     certificates.subscribe(log_outcome("TLS certificate"))
     policies.poll()
     certificates.poll()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from webhook.errors import SettingsError
+from webhook.tls import DEFAULT_READ_TIMEOUT
 
 FailMode = Literal["admit", "deny"]
 FAIL_MODES: tuple[FailMode, ...] = ("admit", "deny")
@@ -40,6 +41,10 @@ class Settings:
     keepalive: int = 120
     graceful_timeout: int = 25
     metrics_dir: Path | None = None
+    # From a request's first byte (its TLS handshake, on a new connection) to its last body byte.
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    # CA bundle client certificates must chain to; None: no client certificates are asked for.
+    client_ca: Path | None = None
 
 
 def env_name(field_name: str) -> str:
@@ -128,6 +133,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "keepalive": _positive_int,
     "graceful_timeout": _positive_int,
     "metrics_dir": _path,
+    "read_timeout": _positive_float,
+    "client_ca": _path,
 }
 
 

@@ -51,6 +51,16 @@ def register(subparsers: Any) -> None:
         help="on SIGTERM, time to finish in-flight requests (default 25)",
     )
     parser.add_argument(
+        "--read-timeout",
+        metavar="SECONDS",
+        help="time a client has to send one whole request, TLS handshake included (default 10)",
+    )
+    parser.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="CA bundle, PEM: require a client certificate from it for everything but /healthz and /readyz",
+    )
+    parser.add_argument(
         "--metrics-dir",
         metavar="DIR",
         help="Prometheus multiprocess directory, emptied at start (default: a temp dir)",
