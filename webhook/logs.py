@@ -9,6 +9,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import orjson
+
 from webhook.tls import SlowClient
 
 LOGGER = "podgate"
@@ -37,7 +39,11 @@ class JsonFormatter(logging.Formatter):
             line["error"] = f"{type(error).__name__}: {error}"
             # Server-side only: the traceback goes to the log as one string, never to the client.
             line["traceback"] = "".join(traceback.format_exception(error)).rstrip()
-        return json.dumps(line, default=str, separators=(",", ":"))
+        try:
+            # One line per review: orjson writes it several times faster than the json module.
+            return orjson.dumps(line, default=str).decode()
+        except orjson.JSONEncodeError:  # an integer past 64 bits, say: the json module copes
+            return json.dumps(line, default=str, separators=(",", ":"))
 
 
 class SlowClientFilter(logging.Filter):
