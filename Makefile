@@ -9,7 +9,7 @@ NAMESPACE   ?= podgate
 CERTS_DIR   ?= certs
 BIND        ?= 127.0.0.1:8443
 
-.PHONY: all install run test lint typecheck pytest policy-tests certs deploy-inputs deploy undeploy image bench clean
+.PHONY: all install run test lint typecheck pytest policy-tests fuzz certs deploy-inputs deploy undeploy image bench soak clean
 
 all: test
 
@@ -41,9 +41,21 @@ run: $(STAMP) certs
 	@echo "  curl -sS --cacert $(CERTS_DIR)/ca.pem -H 'Content-Type: application/json' --data-binary @$(RUN_FIXTURE) 'https://$(BIND)/validate?timeout=10s'"
 	$(BIN)/podgate serve --policies policies --cert $(CERTS_DIR)/server.pem --key $(CERTS_DIR)/server-key.pem --bind $(BIND)
 
-## bench: worker models, latency p50/p99 for /mutate under concurrency, start-up time (benchmarks/README.md).
+## bench: engine, in-worker and server (TLS, against the floor) benchmarks; a few minutes on 2 CPUs.
+# Writes benchmarks/results/ (JSON, the plot) and the figures in benchmarks/BENCHMARKS.md.
+# `make bench BENCH_ARGS=--quick` is a smoke run of under a minute and a half.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/server_bench.py
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/engine_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/app_profile.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/server_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/report.py --write
+
+## soak: the fault scenarios of tests/test_faults.py (worker SIGKILL, broken policies, certificate rotation,
+# SIGTERM) under load for SOAK_SECONDS each instead of 3; prints a `fault-figures` line per scenario.
+SOAK_SECONDS ?= 60
+soak: $(STAMP)
+	PODGATE_FAULT_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/test_faults.py
 
 ## deploy-inputs: deploy/generated/ (the TLS Secret files, the caBundle, a copy of policies/) for kustomize.
 # EXTRA_CA: CA certificate file(s) to keep trusting besides certs/ca.pem, while rotating the CA
@@ -91,6 +103,11 @@ policy-tests: $(STAMP)
 	$(BIN)/podgate test policies/
 
 test: lint typecheck pytest policy-tests
+
+## fuzz: the long fuzz run (`make test` runs a fast, fixed subset): over 100,000 malformed AdmissionReviews
+# against /mutate, /validate and the engine, and thousands of broken policy files; prints the cases run.
+fuzz: $(STAMP)
+	PODGATE_FUZZ=long $(BIN)/pytest -q tests/test_fuzz_review.py tests/test_fuzz_policies.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import pytest
+from hypothesis import HealthCheck, settings
 
 from webhook import Decision, PolicySet, evaluate, load_policies
 from webhook.loader import parse_sources
@@ -18,6 +21,21 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "admission-reviews"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
 POLICIES = ROOT / "policies"
+
+# The fuzz tests (tests/test_fuzz_*.py) run a fixed, fast subset in `make test`, and a long random run
+# with PODGATE_FUZZ=long (`make fuzz`). Only they use these profiles; other property tests set their own.
+FUZZ_PROFILE = f"fuzz-{os.environ.get('PODGATE_FUZZ', 'fast')}"
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile(
+    "fuzz-fast", max_examples=200, deadline=None, derandomize=True, suppress_health_check=_FUZZ_HEALTH
+)
+settings.register_profile(
+    "fuzz-long",
+    max_examples=25_000,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=_FUZZ_HEALTH,
+)
 
 
 def fixture_review(prefix: str) -> dict[str, Any]:
@@ -70,3 +88,16 @@ def default_policies() -> PolicySet:
 @pytest.fixture
 def make_policies() -> Callable[[str], PolicySet]:
     return policy_text
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After a fuzz run, how many cases each fuzz test ran (tests/strategies.CASES) and how many failed."""
+    strategies = sys.modules.get("tests.strategies")
+    cases = getattr(strategies, "CASES", None)
+    if not cases:
+        return
+    failed = [r for r in terminalreporter.stats.get("failed", []) if "test_fuzz_" in r.nodeid]
+    terminalreporter.section(f"fuzz ({FUZZ_PROFILE})")
+    for name, count in sorted(cases.items()):
+        terminalreporter.write_line(f"{count:>9,} cases  {name}")
+    terminalreporter.write_line(f"{sum(cases.values()):>9,} cases in all; {len(failed)} fuzz tests failed")

@@ -1,12 +1,22 @@
 import ast
 import copy
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURE_FILES, POLICIES, evaluate_twice, fixture_request, policy_text, with_labels
+from tests.conftest import (
+    FIXTURE_FILES,
+    POLICIES,
+    evaluate_twice,
+    fixture_request,
+    fixture_review,
+    policy_text,
+    with_labels,
+)
 from webhook import PolicySet, evaluate, load_policies
 from webhook.errors import ReviewError
+from webhook.review import parse_review
 
 RESOURCES_ONLY = POLICIES / "resources.yaml"
 
@@ -228,3 +238,14 @@ def test_the_validating_phase_still_judges_a_workload_as_its_mutated_pods(
     for container in request["object"]["spec"]["template"]["spec"]["containers"]:
         container["resources"] = {}
     assert evaluate(default_policies, request, validating=True).allowed
+
+
+def test_an_update_too_deep_to_compare_is_the_senders_error(default_policies: PolicySet) -> None:
+    # Found by fuzzing: old and new templates are compared before anything is copied, and `==` on two
+    # objects a thousand levels deep (orjson reads up to 1,024) raised RecursionError: the fail mode.
+    review = fixture_review("0029")
+    review["request"]["object"]["spec"]["containers"][0]["args"] = "DEEP"
+    review["request"]["oldObject"] = review["request"]["object"]
+    body = json.dumps(review).replace('"DEEP"', "[" * 1012 + "]" * 1012)
+    with pytest.raises(ReviewError, match="nested too deeply to compare"):
+        evaluate(default_policies, parse_review(body).raw_request)

@@ -52,5 +52,5 @@ def test_a_pod_at_the_limits_is_judged_normally(default_policies: PolicySet) -> 
 def test_the_builtin_name_is_reserved() -> None:
     text = "apiVersion: podgate.io/v1alpha1\nkind: Policy\nmetadata: {name: podgate}\nspec:\n"
     text += "  rules: [{name: r, requireRequests: {resources: [cpu]}}]\n"
-    with pytest.raises(PolicyError, match="test.yaml:1: metadata.name: 'podgate' is reserved"):
+    with pytest.raises(PolicyError, match=r"test\.yaml:1: metadata\.name: 'podgate' is reserved"):
         policy_text(text)

@@ -1,4 +1,5 @@
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,71 @@ def test_policy_files_name_the_published_schema() -> None:
         assert file.read_text().startswith(
             "# yaml-language-server: $schema=../webhook/schema/policy.schema.json"
         )
+
+
+# Found by tests/test_fuzz_policies.py: each of these used to escape as a traceback (AttributeError,
+# ValueError, ReaderError, RecursionError), hang (aliases expanded), or carry no line.
+@pytest.mark.parametrize(
+    ("text", "issue"),
+    [
+        (
+            GOOD.replace("apiVersion: podgate", "apiVersion: !!timestamp podgate"),
+            "p.yaml:1: tag tag:yaml.org,2002:timestamp is not allowed: write a plain value",
+        ),
+        (
+            GOOD + "extra: !!int abc\n",
+            "p.yaml:17: tag tag:yaml.org,2002:int is not allowed: write a plain value",
+        ),
+        (
+            GOOD + "extra: !!python/object:os.system x\n",
+            "p.yaml:17: tag tag:yaml.org,2002:python/object:os.system is not allowed: write a plain value",
+        ),
+        (
+            GOOD.replace("kind: Policy", "kind: Policy\n1: one"),
+            "p.yaml:3: keys must be strings: quote this one",
+        ),
+        (
+            GOOD.replace("kind: Policy", "kind: Po\x00licy"),
+            "p.yaml:2: invalid YAML: character U+0000 is not allowed",
+        ),
+        (GOOD + "deep: " + "[" * 5000 + "]" * 5000 + "\n", "p.yaml:17: nested deeper than 64 levels"),
+        (GOOD + "r: &r [*r]\n", "p.yaml:17: alias *r refers to the node it is in"),
+    ],
+    ids=["timestamp-tag", "int-tag", "python-tag", "int-key", "nul", "deep", "recursive-alias"],
+)
+def test_yaml_that_would_crash_or_run_away_is_an_issue_with_a_line(text: str, issue: str) -> None:
+    assert _issues(text) == [issue]
+
+
+def test_a_billion_laughs_is_refused_without_expanding_it() -> None:
+    bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+    )
+    started = time.monotonic()
+    issues = _issues(GOOD + "---\n" + bomb)
+    assert time.monotonic() - started < 1.0
+    assert issues == ["p.yaml:22: the file has over 100,000 values, counting what aliases repeat"]
+
+
+def test_anchors_aliases_merge_keys_and_str_tags_still_load() -> None:
+    text = GOOD.replace(
+        "  rules:\n    - name: cpu\n", "  rules:\n    - &rule\n      name: !!str cpu\n"
+    ).replace('          cpu: {request: 100m, limit: "1"}', "          <<: {cpu: {request: 100m}}")
+    (policy,) = policy_text(text).policies
+    assert policy.rules[0].name == "cpu"
+
+
+def test_a_file_that_is_not_utf8_says_which_line(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_bytes(GOOD.encode().replace(b"kind: Policy", b"kind: Pol\xffcy"))
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path)
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{tmp_path / 'p.yaml'}:2: not UTF-8: byte 0xff at column 10 cannot be decoded"
+    ]
+
+
+def test_an_issue_is_one_line_whatever_a_key_holds() -> None:
+    # `podgate check` prints one issue per line; a key such as "\r" used to split it in two.
+    assert _issues(GOOD.replace("kind: Policy", 'kind: Policy\n"\\r": 1')) == [
+        "p.yaml:3: \\r: unknown field (expected one of: apiVersion, kind, metadata, spec)"
+    ]

@@ -51,3 +51,14 @@ def test_compares_across_notations() -> None:
 def test_rejects_what_the_apiserver_rejects(text: object) -> None:
     with pytest.raises(QuantityError):
         parse_quantity(text)
+
+
+@pytest.mark.parametrize("text", ["9" * 65, "9" * 5000, "1e65", "1e99999999", "1e-99999999"])
+def test_numbers_no_resource_can_have_are_refused_before_any_arithmetic(text: str) -> None:
+    with pytest.raises(QuantityError):
+        parse_quantity(text)
+
+
+def test_the_largest_accepted_forms_still_parse() -> None:
+    assert parse_quantity("9" * 64).value == int("9" * 64)
+    assert parse_quantity("1e64").value == 10**64

@@ -18,6 +18,7 @@ from webhook import evaluate, jsoncodec
 from webhook.errors import ReviewError
 from webhook.logs import LOGGER, fields
 from webhook.metrics import Metrics
+from webhook.pods import POD_KINDS
 from webhook.reload import CertificateSource, PolicySource
 from webhook.review import Phase, Review, fallback_response, parse_review, response
 from webhook.settings import Settings
@@ -89,7 +90,9 @@ def create_app(
     ) -> None:
         seconds = time.perf_counter() - g.started
         req = review.request
-        meter.admission(phase, req.kind, req.operation, result, seconds)
+        # Label values come from a closed set: a sender's made-up kind must not mint a new series.
+        kind = req.kind if req.kind in POD_KINDS else "other"
+        meter.admission(phase, kind, req.operation, result, seconds)
         body = answer["response"]
         line = {
             "uid": req.uid,

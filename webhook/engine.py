@@ -213,7 +213,11 @@ def _out_of_scope(request: AdmissionRequest) -> str:
 
 
 def _same_template(request: AdmissionRequest, old: Mapping[str, Any]) -> bool:
-    return bool(template_of(request.object, request.kind) == template_of(old, request.kind))
+    try:
+        return bool(template_of(request.object, request.kind) == template_of(old, request.kind))
+    except RecursionError:
+        # Only objects nested near orjson's 1,024 levels get here; no Kubernetes object does.
+        raise ReviewError("request.object and request.oldObject are nested too deeply to compare") from None
 
 
 def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -96,7 +97,7 @@ def parse_sources(sources: Iterable[tuple[str, str]]) -> PolicySet:
                 continue
             policies[policy.name] = (policy, policy.source)
     if issues:
-        raise PolicyError(issues)
+        raise PolicyError([_printable(issue) for issue in issues])
     digest = hashlib.sha256()
     for file, text in sources:
         digest.update(Path(file).name.encode() + b"\0" + text.encode() + b"\0")
@@ -266,6 +267,17 @@ def _schema_issue(error: jsonschema.ValidationError, at: Locator) -> PolicyIssue
     if error.validator == "pattern":
         return at.issue(f"must match {error.validator_value} (got {_show(instance)})", *path)
     return at.issue(error.message, *path)
+
+
+def _printable(issue: PolicyIssue) -> PolicyIssue:
+    """The issue on one line, whatever a key holds: a "\\r" in a key must not split `podgate check`."""
+    if issue.path.isprintable() and issue.message.isprintable():
+        return issue
+    return dataclasses.replace(issue, path=_escape(issue.path), message=_escape(issue.message))
+
+
+def _escape(text: str) -> str:
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _show(value: Any) -> str:

@@ -28,6 +28,12 @@ _QUANTITY = re.compile(
 )
 
 
+# Far past any real resource (the apiserver caps quantities at 2^63-1 of their unit) and far short of
+# what makes exact arithmetic slow.
+MAX_DIGITS = 64
+MAX_EXPONENT = 64
+
+
 class QuantityError(ValueError):
     """A string that the apiserver would reject as a resource quantity."""
 
@@ -58,7 +64,7 @@ class Quantity:
 def parse_quantity(raw: object) -> Quantity:
     """Parse a quantity as the apiserver accepts it; YAML numbers (1, 0.5) are accepted like their text."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise QuantityError(f"must be a quantity such as 100m or 256Mi (got {raw!r})")
+        raise QuantityError(f"must be a quantity such as 100m or 256Mi (got {_shown(raw)})")
     if type(raw) is str and len(raw) <= _CACHED_TEXT:
         return _parse_text(raw)
     return _parse(raw)
@@ -78,14 +84,26 @@ def _parse(raw: str | int | float) -> Quantity:
     text = raw.strip() if isinstance(raw, str) else repr(raw)
     match = _QUANTITY.match(text)
     if match is None:
-        raise QuantityError(f"must be a quantity such as 100m or 256Mi (got {raw!r})")
+        raise QuantityError(f"must be a quantity such as 100m or 256Mi (got {_shown(raw)})")
+    # Exact arithmetic on "1e99999999" or a 5,000-digit number would hold a worker for seconds, for a
+    # value no resource can have: refuse them before computing anything.
+    if len(match["number"]) > MAX_DIGITS:
+        raise QuantityError(f"has more than {MAX_DIGITS} digits (got {_shown(raw)})")
+    exponent = int(match["exponent"][1:]) if match["exponent"] else 0
+    if abs(exponent) > MAX_EXPONENT:
+        raise QuantityError(f"has an exponent beyond ±{MAX_EXPONENT} (got {_shown(raw)})")
     number = Fraction(match["number"])
     if match["binary"]:
         value = number * _BINARY[match["binary"]]
     elif match["exponent"]:
-        value = number * Fraction(10) ** int(match["exponent"][1:])
+        value = number * Fraction(10) ** exponent
     else:
         value = number * _DECIMAL[match["decimal"] or ""]
     if value < 0:
         raise QuantityError(f"must not be negative (got {raw!r})")
     return Quantity(text, value)
+
+
+def _shown(raw: object) -> str:
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."

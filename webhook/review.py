@@ -10,7 +10,7 @@ from typing import Any, Literal
 from webhook import jsoncodec
 from webhook.decision import Decision
 from webhook.errors import ReviewError
-from webhook.request import AdmissionRequest, parse_request
+from webhook.request import AdmissionRequest, parse_request, shown
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 Phase = Literal["mutate", "validate"]
@@ -41,10 +41,10 @@ def parse_review(body: bytes | str | Mapping[str, Any]) -> Review:
     if not isinstance(data, Mapping):
         raise ReviewError("body must be a JSON object (an AdmissionReview)")
     if data.get("kind") != "AdmissionReview":
-        raise ReviewError(f"kind must be AdmissionReview (got {data.get('kind')!r})")
+        raise ReviewError(f"kind must be AdmissionReview (got {shown(data.get('kind'))})")
     api_version = data.get("apiVersion")
     if api_version not in API_VERSIONS:
-        raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)} (got {api_version!r})")
+        raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)} (got {shown(api_version)})")
     if "request" not in data or data["request"] is None:
         raise ReviewError("request is missing")
     return Review(str(api_version), parse_request(data["request"]), data["request"])

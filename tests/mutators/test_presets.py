@@ -339,6 +339,12 @@ def test_a_preset_name_cannot_clash_with_a_policy_name() -> None:
     ]
 
 
+NOT_JSON = (
+    "test.yaml:5: spec: must hold only strings, finite numbers (integers within 64 bits), booleans, "
+    "lists and maps (quote dates)"
+)
+
+
 @pytest.mark.parametrize(
     ("replace", "by", "error"),
     [
@@ -385,6 +391,10 @@ def test_a_preset_name_cannot_clash_with_a_policy_name() -> None:
             "",
             "test.yaml:5: spec: 'selector' is required",
         ),
+        # Found by tests/test_fuzz_policies.py: each loaded, then every matching pod met the fail mode
+        # (orjson cannot write an integer past 64 bits) or got null where the preset said NaN.
+        ("sizeLimit: 256Mi", "sizeLimit: 18446744073709551616", NOT_JSON),
+        ("sizeLimit: 256Mi", "sizeLimit: .nan", NOT_JSON),
     ],
     ids=[
         "mount-of-unknown-volume",
@@ -394,6 +404,8 @@ def test_a_preset_name_cannot_clash_with_a_policy_name() -> None:
         "relative-mount",
         "long-name",
         "no-selector",
+        "huge-integer",
+        "nan",
     ],
 )
 def test_load_errors_name_file_line_and_field(replace: str, by: str, error: str) -> None:

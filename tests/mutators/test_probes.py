@@ -254,8 +254,23 @@ def _load_error(rule: str) -> str:
             "    - name: r\n      probes:\n        readiness: {timeoutSeconds: 0}\n",
             "probes.yaml:8: spec.rules[0].probes.readiness.timeoutSeconds: 0 is less than the minimum of 1",
         ),
+        (
+            # Found by tests/test_fuzz_policies.py: it loaded, then every pod met the fail mode (the
+            # patch cannot carry an integer past 64 bits; Kubernetes' field is an int32).
+            "    - name: r\n      probes:\n        readiness: {periodSeconds: 1180591620717411303424}\n",
+            "probes.yaml:8: spec.rules[0].probes.readiness.periodSeconds: "
+            "1180591620717411303424 is greater than the maximum of 2147483647",
+        ),
     ],
-    ids=["liveness-success", "startup-alone", "port-name-case", "port-name-digits", "no-kind", "zero"],
+    ids=[
+        "liveness-success",
+        "startup-alone",
+        "port-name-case",
+        "port-name-digits",
+        "no-kind",
+        "zero",
+        "int32",
+    ],
 )
 def test_invalid_policies_are_rejected_at_load_with_file_and_line(rule: str, error: str) -> None:
     assert _load_error(rule) == error

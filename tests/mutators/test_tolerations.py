@@ -206,8 +206,15 @@ def _load_error(toleration: str) -> str:
             "spec.rules[0].tolerations.add[0].value: "
             "must be a label value: at most 63 letters, digits, '-', '_' or '.'",
         ),
+        (
+            # Found by tests/test_fuzz_policies.py: it loaded, then every pod met the fail mode.
+            "{key: a, effect: NoExecute, tolerationSeconds: 9223372036854775808}",
+            "spec.rules[0].tolerations.add[0].tolerationSeconds: "
+            "9223372036854775808 is greater than the maximum of 9223372036854775807",
+        ),
     ],
     ids=[
+        "int64",
         "exists-value",
         "seconds-noschedule",
         "seconds-no-effect",

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from webhook import jsoncodec
 from webhook.k8snames import qualified_name_problem
 from webhook.optout import opt_out_schema, parse_opt_out
 from webhook.policy import Match, Policy, Rule
@@ -200,8 +201,11 @@ def parse_document(data: Mapping[str, Any], at: Locator) -> Policy:
         # The version names what is injected: who may opt out is not part of it.
         canonical = _canonical({k: v for k, v in spec.items() if k != "allowOptOut"})
     except (TypeError, ValueError):
-        # Unquoted dates or timestamps in YAML are not JSON: they could not reach a pod either.
-        raise at.error("must hold only strings, numbers, booleans, lists and maps (quote dates)") from None
+        # Unquoted dates, .nan, .inf and integers past 64 bits are not JSON: they could not reach a pod.
+        raise at.error(
+            "must hold only strings, finite numbers (integers within 64 bits), booleans, lists and maps "
+            "(quote dates)"
+        ) from None
     params = Params(
         preset=name,
         version=hashlib.sha256(canonical).hexdigest()[:VERSION_LENGTH],
@@ -238,4 +242,7 @@ def _unique(spec: Mapping[str, Any], field: str, key: str, at: Locator) -> None:
 
 
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    jsoncodec.dumps(value)  # raises on integers past 64 bits, which the pod's patch could not carry
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()

@@ -25,7 +25,9 @@ SCHEMES = ("HTTP", "HTTPS")
 _PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 PORT_NAME_MAX = 15
 
-_SECONDS = {"type": "integer", "minimum": 1}
+# Kubernetes stores probe timings as int32; a larger number would reach no pod (nor fit the patch).
+INT32_MAX = 2**31 - 1
+_SECONDS = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
 _TIMING_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -34,6 +36,7 @@ _TIMING_SCHEMA = {
         "initialDelaySeconds": {
             "type": "integer",
             "minimum": 0,
+            "maximum": INT32_MAX,
             "description": "seconds before the first probe (default 0)",
         },
         "periodSeconds": {**_SECONDS, "description": "seconds between probes (default 10)"},

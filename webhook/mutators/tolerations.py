@@ -28,6 +28,8 @@ EFFECTS = ("", "NoSchedule", "PreferNoSchedule", NO_EXECUTE)
 # The taints whose tolerations DefaultTolerationSeconds adds, with its default tolerationSeconds.
 APISERVER_KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 APISERVER_DEFAULT_SECONDS = 300
+# tolerationSeconds is an int64 in Kubernetes (and in the JSON Patch podgate writes).
+INT64_MAX = 2**63 - 1
 
 
 _TOLERATION_SCHEMA = {
@@ -42,6 +44,7 @@ _TOLERATION_SCHEMA = {
         "tolerationSeconds": {
             "type": "integer",
             "minimum": 0,
+            "maximum": INT64_MAX,
             "description": "NoExecute only: seconds the pod stays once the taint appears",
         },
     },
@@ -60,6 +63,7 @@ SCHEMA: Mapping[str, Any] = {
         "apiserverDefaultSeconds": {
             "type": "integer",
             "minimum": 0,
+            "maximum": INT64_MAX,
             "description": "the kube-apiserver's not-ready/unreachable tolerationSeconds (default 300)",
         },
     },
