@@ -43,13 +43,13 @@ run: $(STAMP) certs
 
 ## bench: engine, in-worker and server (TLS, against the floor) benchmarks; a few minutes on 2 CPUs.
 # Writes benchmarks/results/ (JSON, the plot) and the figures in benchmarks/BENCHMARKS.md.
-# `make bench BENCH_ARGS=--quick` is a smoke run of under a minute and a half.
+# `make bench BENCH_ARGS=--quick`: a smoke run of about a minute, into benchmarks/results/quick/.
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/engine_bench.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/app_profile.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/server_bench.py $(BENCH_ARGS)
-	$(BIN)/python benchmarks/report.py --write
+	$(BIN)/python benchmarks/report.py --write $(BENCH_ARGS)
 
 ## soak: the fault scenarios of tests/test_faults.py (worker SIGKILL, broken policies, certificate rotation,
 # SIGTERM) under load for SOAK_SECONDS each instead of 3; prints a `fault-figures` line per scenario.

@@ -201,7 +201,7 @@ def explode(*args: object, **kwargs: object) -> object:
 def test_fail_mode_admit_allows_with_a_warning(
     source: PolicySource, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, phase: str
 ) -> None:
-    monkeypatch.setattr("webhook.app.evaluate", explode)
+    monkeypatch.setattr("webhook.app.evaluate_request", explode)
     client = make_app(source, fail_mode="admit").test_client()
     review = fixture_body("0011")
     uid = review["request"]["uid"]
@@ -221,7 +221,7 @@ def test_fail_mode_admit_allows_with_a_warning(
 def test_fail_mode_deny_refuses_with_an_internal_error(
     source: PolicySource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("webhook.app.evaluate", explode)
+    monkeypatch.setattr("webhook.app.evaluate_request", explode)
     client = make_app(source, fail_mode="deny").test_client()
     review = fixture_body("0012")
     status, answer = post(client, "/validate", json.dumps(review).encode())

@@ -14,7 +14,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout, UnsupportedMediaType
 
-from webhook import evaluate, jsoncodec
+from webhook import jsoncodec
+from webhook.engine import evaluate_request
 from webhook.errors import ReviewError
 from webhook.logs import LOGGER, fields
 from webhook.metrics import Metrics
@@ -53,7 +54,8 @@ def create_app(
         try:
             if policies is None:
                 raise RuntimeError("no policy set is loaded")
-            decision = evaluate(policies, review.raw_request, validating=phase == "validate")
+            # parse_review has already checked and typed the request: do not parse it again.
+            decision = evaluate_request(policies, review.request, validating=phase == "validate")
             answer = response(review, decision, phase)
         except ReviewError:
             raise  # the object itself cannot be judged (say, nested too deep): the sender's 400
