@@ -112,14 +112,18 @@ def test_candidates_hold_every_rule_that_applies(
     parsed = parse_request(request)
     pod = view_of(dict(parsed.object), "Pod", namespace)
     assert pod is not None
-    found = candidates(policies, "requireRequests", kind, operation, namespace, pod.labels, mutating=mutating)
+    ranked = candidates(
+        policies, "requireRequests", kind, operation, namespace, pod.labels, mutating=mutating
+    )
+    found = [rule for _, rule in ranked]
     applying = [
         (policy, rule)
         for policy, rule in policies.rules_of("requireRequests")
         if why_not(policy, parsed, pod, mutating=mutating, kind=kind) is None
     ]
     assert set(applying) <= set(found)
-    assert list(found) == [pair for pair in policies.rules_of("requireRequests") if pair in found]
+    assert found == [pair for pair in policies.rules_of("requireRequests") if pair in found]
+    assert all(policies.rules_of("requireRequests")[position] == rule for position, rule in ranked)
 
 
 def test_namespaces_kinds_and_needed_labels_prune_policies() -> None:
@@ -129,7 +133,7 @@ def test_namespaces_kinds_and_needed_labels_prune_policies() -> None:
         found = candidates(
             policies, "requireRequests", "Pod", "CREATE", namespace, labels or {}, mutating=False
         )
-        return [policy.name for policy, _ in found]
+        return [policy.name for _, (policy, _) in found]
 
     assert names("kube-system") == ["kube-system-named"]
     assert names("default") == ["alternatives"]
@@ -165,3 +169,15 @@ def test_the_memo_is_per_policy_set_and_bounded() -> None:
         candidates(policies, "requireRequests", "Pod", "CREATE", f"ns-{index}", {}, mutating=False)
     assert 0 < len(policies.memo) <= MEMO_LIMIT
     assert policy_text(SCOPED).memo == {}
+
+
+def test_a_label_set_later_does_not_reach_back_to_earlier_rules() -> None:
+    # Policies run in name order: "a-needs-team" is looked at before "z-sets-team" adds the label,
+    # with or without the index.
+    reverse = CHAINED.replace("name: a-team", "name: z-sets-team").replace(
+        "name: b-of-team-a", "name: a-needs-team"
+    )
+    quick = evaluate(policy_text(reverse), fixture_request("0001"))
+    explained = evaluate(policy_text(reverse), fixture_request("0001"), explain=True)
+    assert quick.patch == explained.patch
+    assert {c.policy for c in quick.changes} == {"z-sets-team"}

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import jsoncodec
 from webhook.decision import Action, Change, Decision, Violation
 from webhook.errors import ReviewError
-from webhook.index import candidates
+from webhook.index import Ranked, candidates
 from webhook.limits import over_limit
 from webhook.match import refused_opt_out, why_not
 from webhook.mutators import MUTATORS
 from webhook.pods import PodView, template_of, view_of
 from webhook.policy import BUILTIN_POLICY, Policy, PolicyRule, PolicySet, Rule
 from webhook.request import AdmissionRequest, parse_request
-from webhook.rules import Changed, Warned
+from webhook.rules import Changed, Mutator, Warned
 from webhook.validators import VALIDATORS
 from webhook.workloads import future_pod, labels_only, pod_request
 
@@ -129,14 +129,15 @@ class _Run:
         what policies are matched against; see match.why_not.
         """
         where = f" ({on})" if on else ""
+
+        def seen() -> PodView:
+            return judged() if judged is not None else target
+
         for mutator in MUTATORS:
-            # A rule that sets labels may make a later rule of its own type match: no label pruning there.
-            labels = None if mutator.SETS_LABELS else (judged() if judged is not None else target).labels
-            for policy, rule in self._rules(mutator.KEY, matching, kind, labels, mutating=True):
+            for policy, rule in self._mutation_rules(mutator, matching, kind, seen):
                 if only is not None and not only(policy):
                     continue
-                seen = judged() if judged is not None else target
-                if not self._applies(policy, rule, matching, seen, mutating=True, kind=kind, where=where):
+                if not self._applies(policy, rule, matching, seen(), mutating=True, kind=kind, where=where):
                     continue
                 for effect in mutator.mutate(target, rule.params, self.request):
                     if isinstance(effect, Changed):
@@ -149,7 +150,7 @@ class _Run:
         self, pod: PodView, matching: AdmissionRequest, *, kind: str | None = None, prefix: str = ""
     ) -> None:
         for validator in VALIDATORS:
-            for policy, rule in self._rules(validator.KEY, matching, kind, pod.labels, mutating=False):
+            for policy, rule in self._rules(validator.KEY, matching, kind, pod.labels):
                 if not self._applies(policy, rule, matching, pod, mutating=False, kind=kind):
                     continue
                 for message in validator.check(pod, rule.params, self.request):
@@ -182,16 +183,49 @@ class _Run:
             self.warnings.append(warning)
 
     def _rules(
+        self, key: str, matching: AdmissionRequest, kind: str | None, labels: Mapping[str, Any]
+    ) -> Iterator[PolicyRule]:
+        """Validation rules that could apply (all of them when explaining: each gets its reason)."""
+        if self.explain:
+            yield from self.policies.rules_of(key)
+            return
+        for _, rule in self._ranked(key, matching, kind, labels, mutating=False):
+            yield rule
+
+    def _mutation_rules(
+        self, mutator: Mutator, matching: AdmissionRequest, kind: str | None, seen: Callable[[], PodView]
+    ) -> Iterator[PolicyRule]:
+        """Mutation rules that could apply, in order, as the labels they select on stand when each runs.
+
+        A rule that sets labels can make a later rule match that did not when the candidates were
+        picked: after such a change, the rules still to come are picked again for the new labels.
+        """
+        if self.explain:
+            yield from self.policies.rules_of(mutator.KEY)
+            return
+        done = -1
+        while True:
+            labels = dict(seen().labels)
+            pending = [
+                r for r in self._ranked(mutator.KEY, matching, kind, labels, mutating=True) if r[0] > done
+            ]
+            for position, rule in pending:
+                yield rule  # the caller applies it before this resumes
+                done = position
+                if mutator.SETS_LABELS and seen().labels != labels:
+                    break
+            else:
+                return
+
+    def _ranked(
         self,
         key: str,
         matching: AdmissionRequest,
         kind: str | None,
-        labels: Mapping[str, Any] | None,
+        labels: Mapping[str, Any],
         *,
         mutating: bool,
-    ) -> tuple[PolicyRule, ...]:
-        if self.explain:
-            return self.policies.rules_of(key)
+    ) -> Ranked:
         scope = (key, kind or matching.kind, matching.operation, matching.namespace)
         return candidates(self.policies, *scope, labels, mutating=mutating)
 

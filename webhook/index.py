@@ -31,14 +31,13 @@ Ranked = tuple[tuple[int, PolicyRule], ...]  # with its position in rules_of, to
 class Scoped:
     """The rules of one type that survive a (kind, operation, namespace), grouped by a needed label."""
 
-    everything: tuple[PolicyRule, ...]
     unlabelled: Ranked
     by_label: Mapping[tuple[str, str], Ranked]
 
-    def for_labels(self, labels: Mapping[str, Any] | None) -> tuple[PolicyRule, ...]:
-        """The rules that could match a pod with `labels`; None when they may still change."""
-        if not self.by_label or labels is None:
-            return self.everything
+    def for_labels(self, labels: Mapping[str, Any]) -> Ranked:
+        """The rules that could match a pod with `labels`, with their positions."""
+        if not self.by_label:
+            return self.unlabelled
         named = [
             ranked
             for key, value in labels.items()
@@ -46,8 +45,8 @@ class Scoped:
             for ranked in self.by_label.get((key, value), ())
         ]
         if not named:
-            return tuple(rule for _, rule in self.unlabelled)
-        return tuple(rule for _, rule in sorted([*self.unlabelled, *named], key=_position))
+            return self.unlabelled
+        return tuple(sorted([*self.unlabelled, *named], key=_position))
 
 
 def candidates(
@@ -56,11 +55,11 @@ def candidates(
     kind: str,
     operation: str,
     namespace: str,
-    labels: Mapping[str, Any] | None,
+    labels: Mapping[str, Any],
     *,
     mutating: bool,
-) -> tuple[PolicyRule, ...]:
-    """The rules of type `key` that could apply, in rules_of order."""
+) -> Ranked:
+    """The rules of type `key` that could apply to a pod with `labels`, with their rules_of positions."""
     memo_key = (key, kind, operation, namespace, mutating)
     scoped = policies.memo.get(memo_key)
     if scoped is None:
@@ -76,17 +75,15 @@ def _scope(
 ) -> Scoped:
     unlabelled: list[tuple[int, PolicyRule]] = []
     by_label: dict[tuple[str, str], list[tuple[int, PolicyRule]]] = {}
-    kept = []
     for position, (policy, rule) in enumerate(rules):
         if not could_apply(policy, kind, operation, namespace, mutating=mutating):
             continue
-        kept.append((policy, rule))
         needed = needed_label(policy)
         if needed is None:
             unlabelled.append((position, (policy, rule)))
         else:
             by_label.setdefault(needed, []).append((position, (policy, rule)))
-    return Scoped(tuple(kept), tuple(unlabelled), {pair: tuple(ranked) for pair, ranked in by_label.items()})
+    return Scoped(tuple(unlabelled), {pair: tuple(ranked) for pair, ranked in by_label.items()})
 
 
 def needed_label(policy: Policy) -> tuple[str, str] | None:
