@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,13 +104,19 @@ def trickle(tls: ssl.SSLSocket, data: bytes, every: float, stopped: threading.Ev
         time.sleep(every)
 
 
+def handshaken(pki: Pki, server: Any, raw: Any) -> Any:
+    """Both ends of a connection after the TLS handshake, as a request thread would find them."""
+    server.setblocking(True)
+    handshake = threading.Thread(target=lambda: server.do_handshake())
+    handshake.start()
+    tls = client_tls(pki, raw)
+    handshake.join()
+    return tls
+
+
 def test_a_client_trickling_bytes_is_cut_off_at_the_deadline(pki: Pki) -> None:
     with connected(pki) as (server, raw):
-        server.setblocking(True)
-        handshake = threading.Thread(target=lambda: server.do_handshake())
-        handshake.start()
-        tls = client_tls(pki, raw)
-        handshake.join()
+        tls = handshaken(pki, server, raw)
         stopped = threading.Event()
         # 400 bytes, one every 20 ms: 8 s of trickle (longer than GENEROUS), each byte well inside
         # the timeout, so a per-read timeout alone would never fire.
@@ -143,11 +150,7 @@ def test_the_tls_handshake_counts_against_the_deadline(pki: Pki) -> None:
 
 def test_the_deadline_starts_at_the_first_read_and_again_for_each_request(pki: Pki) -> None:
     with connected(pki) as (server, raw):
-        server.setblocking(True)
-        handshake = threading.Thread(target=lambda: server.do_handshake())
-        handshake.start()
-        tls = client_tls(pki, raw)
-        handshake.join()
+        tls = handshaken(pki, server, raw)
         tls.sendall(b"first")
         # Waiting for a thread (longer than the timeout) is not the client's fault.
         time.sleep(TIMEOUT * 2)
