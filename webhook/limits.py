@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from webhook.pods import CONTAINER_LISTS, PodView
+from webhook.pods import CONTAINER_ITEM_LISTS, CONTAINER_LISTS, PodView
 
 MAX_CONTAINERS = 256  # init and regular containers together
 MAX_ITEMS_PER_CONTAINER = 1024  # each of env, envFrom, ports, volumeMounts
 MAX_VOLUMES = 1024
 MAX_TOLERATIONS = 1024
 MAX_METADATA_ENTRIES = 1024  # each of labels, annotations
-
-_CONTAINER_FIELDS = ("env", "envFrom", "ports", "volumeMounts")
 
 
 def over_limit(pod: PodView) -> str | None:
@@ -46,7 +44,7 @@ def _excesses(pod: PodView) -> Iterator[str]:
     for container in containers:
         if not isinstance(container, Mapping):
             continue
-        for field in _CONTAINER_FIELDS:
+        for field in CONTAINER_ITEM_LISTS:
             where = f"container {str(container.get('name'))[:63]!r} {field}"
             yield from _check(container.get(field), MAX_ITEMS_PER_CONTAINER, where)
 

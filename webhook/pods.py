@@ -25,6 +25,8 @@ WORKLOAD_KINDS = tuple(k for k in TEMPLATE_PATHS if k != "Pod")
 # Container lists of a pod spec, in the order the kubelet starts them. Ephemeral containers are
 # debugging shells added through a subresource: podgate never touches them.
 CONTAINER_LISTS = ("initContainers", "containers")
+# The lists of objects in a container that rules read (and webhook/limits.py bounds).
+CONTAINER_ITEM_LISTS = ("env", "envFrom", "ports", "volumeMounts")
 
 
 @dataclass

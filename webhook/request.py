@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.errors import ReviewError
-from webhook.pods import CONTAINER_LISTS, TEMPLATE_PATHS
+from webhook.pods import CONTAINER_ITEM_LISTS, CONTAINER_LISTS, TEMPLATE_PATHS
 
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 
@@ -168,7 +168,7 @@ def _check_template(obj: Mapping[str, Any], kind: str) -> None:
             resources = _optional(container, "resources", "object", at, nullable=False) or {}
             for member in ("requests", "limits"):
                 _optional(resources, member, "object", f"{at}.resources")
-            for member in ("env", "envFrom", "ports", "volumeMounts"):
+            for member in CONTAINER_ITEM_LISTS:
                 _objects(container, member, at)
     for member in ("tolerations", "volumes"):
         _objects(spec, member, where)
