@@ -32,14 +32,6 @@ def dumps(value: Any) -> bytes:
         raise EncodeError(str(error)) from None
 
 
-def dumps_sorted(value: Any) -> bytes:
-    """Canonical bytes: keys sorted, for digests and comparisons that must not depend on key order."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError as error:
-        raise EncodeError(str(error)) from None
-
-
 def copy(value: Any) -> Any:
     """A deep copy of JSON-shaped data; a JSON round trip in C beats copy.deepcopy many times over."""
     return orjson.loads(dumps(value))
