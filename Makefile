@@ -51,11 +51,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/server_bench.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/report.py --write $(BENCH_ARGS)
 
-## soak: the fault scenarios of tests/test_faults.py (worker SIGKILL, broken policies, certificate rotation,
+## soak: the fault scenarios of tests/server/test_faults.py (worker SIGKILL, broken policies, certificate
+# rotation,
 # SIGTERM) under load for SOAK_SECONDS each instead of 3; prints a `fault-figures` line per scenario.
 SOAK_SECONDS ?= 60
 soak: $(STAMP)
-	PODGATE_FAULT_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/test_faults.py
+	PODGATE_FAULT_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/server/test_faults.py
 
 ## deploy-inputs: deploy/generated/ (the TLS Secret files, the caBundle, a copy of policies/) for kustomize.
 # EXTRA_CA: CA certificate file(s) to keep trusting besides certs/ca.pem, while rotating the CA

@@ -5,7 +5,7 @@
 The server benchmark gives server CPU per request for podgate and for the floor; this splits the
 difference. Each variant answers the 3-container /mutate review on one core:
 - floor: benchmarks/floor_app.py (Flask, decode, admit);
-- podgate: webhook.app.create_app as served (multiprocess metrics files, one JSON log line per review);
+- podgate: webhook.server.app.create_app as served (multiprocess metrics files, one JSON log line per review);
 - podgate without its log line, and without metrics: what each of those costs;
 - engine: parse, evaluate, respond, encode, as in engine_bench.py: the part policies decide.
 `--profile` prints the functions podgate's app spends the most time in (cProfile, by own time).
@@ -75,11 +75,11 @@ def median_us(step: Callable[[int], None], rounds: int) -> float:
 def variants(log_file: Path) -> dict[str, WsgiApp]:
     from floor_app import create_floor_app
 
-    from webhook import logs
-    from webhook.app import create_app
-    from webhook.metrics import Metrics
-    from webhook.reload import PolicySource
-    from webhook.settings import Settings
+    from webhook.server import logs
+    from webhook.server.app import create_app
+    from webhook.server.metrics import Metrics
+    from webhook.server.reload import PolicySource
+    from webhook.server.settings import Settings
 
     class NoMetrics(Metrics):
         """The same app with its per-request metric updates removed."""

@@ -24,10 +24,10 @@ import benchlib
 import policygen
 import workload
 
-from webhook import jsoncodec, load_policies
-from webhook.engine import evaluate_request
-from webhook.policy import PolicySet
-from webhook.review import Phase, parse_review, response
+from webhook.engine.evaluation import evaluate_request
+from webhook.kube import jsoncodec, load_policies
+from webhook.policy.model import PolicySet
+from webhook.server.review import Phase, parse_review, response
 
 CONTAINERS = (1, 3, 10)
 SCALES = (10, 100, 1000)

@@ -2,7 +2,7 @@
 
     PODGATE_CERT=... PODGATE_KEY=... PODGATE_BIND=... .venv/bin/python benchmarks/floor_app.py
 
-It is `webhook.serving.WebhookServer` built from the same settings as `podgate serve` (gunicorn
+It is `webhook.server.serving.WebhookServer` built from the same settings as `podgate serve` (gunicorn
 gthread, its threads, keep-alive, TLS context hook, preload, log configuration, reload poller), with
 one change: its WSGI app is the minimal Flask app below, which reads the body, decodes it with
 `parse_review` (the part of the work no webhook can skip) and admits. Whatever podgate costs above
@@ -17,9 +17,9 @@ import os
 import benchlib  # noqa: F401  (puts the repository on sys.path)
 from flask import Flask, Response, request
 
-from webhook import jsoncodec
 from webhook.errors import ReviewError
-from webhook.review import parse_review
+from webhook.kube import jsoncodec
+from webhook.server.review import parse_review
 
 JSON = "application/json"
 
@@ -55,15 +55,15 @@ def create_floor_app() -> Flask:
 
 def main() -> None:
     """Serve the floor app exactly as `podgate serve` would serve podgate (webhook/cli/serve.py)."""
-    from webhook import logs
     from webhook.cli.serve import prepare_metrics_dir
-    from webhook.settings import load_settings
+    from webhook.server import logs
+    from webhook.server.settings import load_settings
 
     settings = load_settings({}, os.environ)
     logs.configure()
     prepare_metrics_dir(settings.metrics_dir)
     # Imported only now, as in `podgate serve`: prometheus_client picks its storage on first import.
-    from webhook import serving
+    from webhook.server import serving
 
     policies, certificates = serving.open_sources(settings)
     server = serving.WebhookServer(settings, policies, certificates)

@@ -23,8 +23,9 @@ from typing import Any
 import benchlib
 import jsonpatch
 
-from webhook import evaluate, jsoncodec, load_policies
-from webhook.policy import PolicySet
+from webhook import evaluate, load_policies
+from webhook.kube import jsoncodec
+from webhook.policy.model import PolicySet
 
 NAMESPACES = ("shop", "payments", "search", "checkout", "ledger")
 TEST_LABELS = {"app.kubernetes.io/env": "test"}

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from webhook import Decision, PolicySet, evaluate, load_policies
-from webhook.loader import parse_sources
+from webhook.policy.loader import parse_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "admission-reviews"

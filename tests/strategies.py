@@ -18,7 +18,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from webhook.pods import TEMPLATE_PATHS
+from webhook.kube.pods import TEMPLATE_PATHS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "admission-reviews"
 REVIEWS: tuple[str, ...] = tuple(f.read_text() for f in sorted(FIXTURES.glob("*.json")))

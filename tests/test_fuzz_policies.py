@@ -19,12 +19,13 @@ from hypothesis import given, settings
 from tests.conftest import FUZZ_PROFILE, fixture_review
 from tests.policy_strategies import ALIAS_BOMB, SOURCES, raw_files, texts
 from tests.strategies import CASES
-from webhook import evaluate, jsoncodec
+from webhook import evaluate
 from webhook.cli import main
 from webhook.errors import PolicyError
-from webhook.loader import load_policies, parse_sources
-from webhook.policy import PolicySet
-from webhook.review import parse_review, response
+from webhook.kube import jsoncodec
+from webhook.policy.loader import load_policies, parse_sources
+from webhook.policy.model import PolicySet
+from webhook.server.review import parse_review, response
 
 FUZZ = settings.get_profile(FUZZ_PROFILE)
 # Far more than any policy file needs; what matters is that nothing runs away (an alias bomb would).

@@ -27,12 +27,13 @@ from hypothesis import strategies as st
 from tests.conftest import FUZZ_PROFILE, POLICIES, fixture_request
 from tests.serving_support import APISERVER_HEADERS, Pki, fixture_files, pinned_policies, serve, write_pki
 from tests.strategies import CASES, bodies, encode, reviews
-from webhook import PolicySet, evaluate, jsoncodec, load_policies
-from webhook.app import create_app
+from webhook import PolicySet, evaluate, load_policies
 from webhook.errors import ReviewError
-from webhook.metrics import Metrics
-from webhook.reload import PolicySource
-from webhook.settings import Settings
+from webhook.kube import jsoncodec
+from webhook.server.app import create_app
+from webhook.server.metrics import Metrics
+from webhook.server.reload import PolicySource
+from webhook.server.settings import Settings
 
 FUZZ = settings.get_profile(FUZZ_PROFILE)
 SECONDS = 10.0

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import POLICIES, fixture_request, policy_text
 from webhook import PolicySet, evaluate, load_policies
-from webhook.quantity import parse_quantity
+from webhook.kube.quantity import parse_quantity
 
 CPU = ["1m", "50m", "100m", "0.1", "250m", ".5", "1", "1000m", "2", "1e0"]
 MEMORY = ["1Mi", "64Mi", "128M", "256Mi", "0.25Gi", "1Gi", "268435456", "1e9", "2G"]

@@ -1,8 +1,8 @@
 """podgate: a Kubernetes admission webhook and policy engine for sane, enforced pod defaults."""
 
-from webhook.decision import Action, Change, Decision, Violation
-from webhook.engine import evaluate
-from webhook.loader import load_policies
-from webhook.policy import PolicySet
+from webhook.engine.decision import Change, Decision, Violation
+from webhook.engine.evaluation import evaluate
+from webhook.policy.loader import load_policies
+from webhook.policy.model import Action, PolicySet
 
 __all__ = ["Action", "Change", "Decision", "PolicySet", "Violation", "evaluate", "load_policies"]

@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import POLICIES
 from webhook.cli import main
 from webhook.cli.report import Progress, Tally, table
-from webhook.decision import Action, Decision, Violation
+from webhook.engine.decision import Action, Decision, Violation
 
 RESOURCES = str(POLICIES / "resources.yaml")
 

@@ -12,8 +12,8 @@ import yaml
 from tests.conftest import POLICIES
 from webhook import load_policies
 from webhook.cli import main
-from webhook.scaffold import App, deployment, settle
-from webhook.selector import parse_selector
+from webhook.cli.scaffolding import App, deployment, settle
+from webhook.kube.selector import parse_selector
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 

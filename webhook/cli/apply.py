@@ -10,11 +10,12 @@ from typing import Any
 import yaml
 
 from webhook.cli.common import add_policies_flag, load_or_report
+from webhook.cli.manifests import InputError, Item, Options, expand, read_source
 from webhook.cli.report import Progress, Tally, describe_changes
-from webhook.decision import Action, Decision
-from webhook.engine import evaluate
+from webhook.engine.decision import Decision
+from webhook.engine.evaluation import evaluate
 from webhook.errors import ReviewError
-from webhook.manifests import InputError, Item, Options, expand, read_source
+from webhook.policy.model import Action
 
 EXIT_ADMITTED, EXIT_DENIED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from webhook.errors import PolicyError
-from webhook.loader import load_policies
-from webhook.policy import PolicySet
+from webhook.policy.loader import load_policies
+from webhook.policy.model import PolicySet
 
 # Shipped inside the package, so `podgate apply` works from any directory.
-PACKAGED_POLICIES = Path(__file__).resolve().parent.parent / "default_policies"
+PACKAGED_POLICIES = Path(__file__).resolve().parent.parent / "policy" / "defaults"
 
 
 def add_policies_flag(parser: argparse.ArgumentParser) -> None:

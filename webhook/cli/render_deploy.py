@@ -184,7 +184,7 @@ def check_tls(tls: TlsInputs, server_name: str, now: datetime) -> tuple[int, dat
 
 def policy_files(directory: Path) -> list[Path]:
     """The files the server would load from the mount, after checking that they load."""
-    from webhook.loader import POLICY_SUFFIXES, TEST_SUFFIXES, parse_sources
+    from webhook.policy.loader import POLICY_SUFFIXES, TEST_SUFFIXES, parse_sources
 
     if not directory.is_dir():
         raise PodgateError(f"{directory}: not a directory of policy files")

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from webhook.decision import Decision
-from webhook.policytest.runner import describe_changes
+from webhook.cli.policytest.runner import describe_changes
+from webhook.engine.decision import Decision
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -55,7 +55,7 @@ def _common(parser: argparse.ArgumentParser, name_aliases: tuple[str, ...] = ())
 
 
 def run_deployment(args: argparse.Namespace) -> int:
-    from webhook.scaffold import App, check_app, deployment, version_warning
+    from webhook.cli.scaffolding import App, check_app, deployment, version_warning
 
     requests = {
         k: v
@@ -88,7 +88,7 @@ def run_deployment(args: argparse.Namespace) -> int:
 
 
 def run_service(args: argparse.Namespace) -> int:
-    from webhook.scaffold import SERVICE_TYPES, check_names, service
+    from webhook.cli.scaffolding import SERVICE_TYPES, check_names, service
 
     problems = check_names(args.name, args.env, args.namespace)
     if args.type not in SERVICE_TYPES:
@@ -111,7 +111,7 @@ def _emit(obj: dict[str, Any], kind: str, args: argparse.Namespace) -> int:
     """Settle the object through the policies; print or write it unless the cluster would refuse it."""
     import yaml
 
-    from webhook.scaffold import settle
+    from webhook.cli.scaffolding import settle
 
     policies = load_or_report(args.policies)
     if policies is None:

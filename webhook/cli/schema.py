@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from webhook.schema import render
+from webhook.policy.schema import render
 
 
 def register(subparsers: Any) -> None:

@@ -69,9 +69,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook import logs
     from webhook.errors import SettingsError
-    from webhook.settings import load_settings
+    from webhook.server import logs
+    from webhook.server.settings import load_settings
 
     flags = {key: value for key, value in vars(args).items() if key not in ("command", "run")}
     flags["policies"] = str(policies_path(args.policies))
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     prepare_metrics_dir(settings.metrics_dir)
 
     # Imported only now: prometheus_client chooses its multiprocess storage when first imported.
-    from webhook.serving import WebhookServer, open_sources
+    from webhook.server.serving import WebhookServer, open_sources
 
     try:
         policies, certificates = open_sources(settings)
@@ -108,7 +108,7 @@ def prepare_metrics_dir(chosen: Path | None) -> Path:
     """Point prometheus_client at an empty directory: the chosen one, PROMETHEUS_MULTIPROC_DIR, or a temp dir.
 
     Files left by an earlier run would add its counts to this one's. This must run before anything
-    imports prometheus_client, which is why it does not use webhook.metrics.
+    imports prometheus_client, which is why it does not use webhook.server.metrics.
     """
     if chosen is None and os.environ.get(MULTIPROC_ENV):
         chosen = Path(os.environ[MULTIPROC_ENV])

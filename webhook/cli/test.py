@@ -28,9 +28,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from webhook.cli.policytest import PolicyCache, Result, TestFileError, discover, load_suites, run_suite
     from webhook.cli.report import table
     from webhook.errors import PolicyError
-    from webhook.policytest import PolicyCache, Result, TestFileError, discover, load_suites, run_suite
 
     paths = args.paths or [str(policies_path(None))]
     missing = [p for p in paths if not Path(p).exists()]
