@@ -52,8 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/report.py --write $(BENCH_ARGS)
 
 ## soak: the fault scenarios of tests/server/test_faults.py (worker SIGKILL, broken policies, certificate
-# rotation,
-# SIGTERM) under load for SOAK_SECONDS each instead of 3; prints a `fault-figures` line per scenario.
+# rotation, SIGTERM) under load for SOAK_SECONDS each instead of 3; prints a `fault-figures` line per scenario.
 SOAK_SECONDS ?= 60
 soak: $(STAMP)
 	PODGATE_FAULT_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/server/test_faults.py
