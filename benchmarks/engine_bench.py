@@ -24,8 +24,9 @@ import benchlib
 import policygen
 import workload
 
+from webhook import load_policies
 from webhook.engine.evaluation import evaluate_request
-from webhook.kube import jsoncodec, load_policies
+from webhook.kube import jsoncodec
 from webhook.policy.model import PolicySet
 from webhook.server.review import Phase, parse_review, response
 
