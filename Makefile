@@ -3,13 +3,15 @@ PYTHON      ?= python3
 VENV        ?= .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
-# The webhook Service that `make certs` issues a certificate for (SANs <svc>, <svc>.<ns>, <svc>.<ns>.svc, ...).
+# The webhook Service that `make certs` issues a certificate for (SANs <svc>, <svc>.<ns>, <svc>.<ns>.svc, ...),
+# and that deploy-inputs, deploy and undeploy name: give the same SERVICE and NAMESPACE to each.
+# NAMESPACE is podgate's own: `make deploy` creates it and `make undeploy` deletes it.
 SERVICE     ?= podgate
 NAMESPACE   ?= podgate
 CERTS_DIR   ?= certs
 BIND        ?= 127.0.0.1:8443
 
-.PHONY: all install run test lint typecheck pytest policy-tests fuzz certs deploy-inputs deploy undeploy image bench soak clean
+.PHONY: all install run test lint typecheck pytest policy-tests fuzz certs deploy-inputs deploy undeploy image bench bench-apiserver soak clean
 
 all: test
 
@@ -51,19 +53,28 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/server_bench.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/report.py --write $(BENCH_ARGS)
 
+## bench-apiserver: pod creates through a real kube-apiserver (../shared/k8s, see its README): no webhook, the
+# Go floor webhook replaying podgate's patch, and podgate as deploy/ ships it, interleaved; a few minutes.
+# Writes benchmarks/results/apiserver.json and its tables in benchmarks/BENCHMARKS.md. BENCH_ARGS=--quick: about
+# a minute or two, into benchmarks/results/quick/ only. Without ../shared/k8s it says so and fails (exit 2).
+bench-apiserver: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/apiserver_bench.py --kit $(or $(K8S_KIT),../shared/k8s) $(BENCH_ARGS)
+
 ## soak: the fault scenarios of tests/server/test_faults.py (worker SIGKILL, broken policies, certificate
 # rotation, SIGTERM) under load for SOAK_SECONDS each instead of 3; prints a `fault-figures` line per scenario.
 SOAK_SECONDS ?= 60
 soak: $(STAMP)
 	PODGATE_FAULT_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/server/test_faults.py
 
-## deploy-inputs: deploy/generated/ (the TLS Secret files, the caBundle, a copy of policies/) for kustomize.
+## deploy-inputs: deploy/generated/ (the TLS Secret files, the caBundle, a copy of policies/, the namespace and
+# Service name) for kustomize.
 # EXTRA_CA: CA certificate file(s) to keep trusting besides certs/ca.pem, while rotating the CA
 # (docs/operations.md); the server certificate must be signed by one of them.
 EXTRA_CA    ?=
 deploy-inputs: $(STAMP)
 	$(BIN)/podgate render-deploy --certs-dir $(CERTS_DIR) --policies policies --out deploy/generated \
-		$(foreach ca,$(EXTRA_CA),--extra-ca $(ca))
+		--service $(SERVICE) --namespace $(NAMESPACE) $(foreach ca,$(EXTRA_CA),--extra-ca $(ca))
 
 KUBECTL     ?= kubectl
 # An overlay of deploy/ (e.g. one adding components/fail-open) to apply instead of the base.
@@ -72,14 +83,14 @@ DEPLOY_DIR  ?= deploy
 # registrations only once it is ready, so the cluster never calls a webhook that is not there yet.
 deploy: certs
 	$(KUBECTL) apply -k $(DEPLOY_DIR) --selector 'app.kubernetes.io/component!=webhook-registration'
-	$(KUBECTL) --namespace podgate rollout status deployment/podgate --timeout=180s
+	$(KUBECTL) --namespace $(NAMESPACE) rollout status deployment/podgate --timeout=180s
 	$(KUBECTL) apply -k $(DEPLOY_DIR)
 
 ## undeploy: the webhook registrations first (the cluster stops calling podgate), then everything else.
 # Needs neither certs/ nor deploy/generated/.
 undeploy:
 	$(KUBECTL) delete mutatingwebhookconfiguration/podgate validatingwebhookconfiguration/podgate --ignore-not-found
-	$(KUBECTL) delete namespace podgate --ignore-not-found
+	$(KUBECTL) delete namespace $(NAMESPACE) --ignore-not-found
 
 ## image: the server image; any Docker-compatible engine (CONTAINER_ENGINE=podman). The tag follows
 # pyproject.toml's version, as does `images:` in deploy/kustomization.yaml.
@@ -99,6 +110,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 ## policy-tests: what policies/ does to the objects in policies/tests/ (docs/authoring.md); exit 1 on a miss.
+# It finds the tests of policies/library/ too (library/tests/), whose policies are never loaded by default.
 policy-tests: $(STAMP)
 	$(BIN)/podgate test policies/
 
@@ -108,6 +120,17 @@ test: lint typecheck pytest policy-tests
 # against /mutate, /validate and the engine, and thousands of broken policy files; prints the cases run.
 fuzz: $(STAMP)
 	PODGATE_FUZZ=long $(BIN)/pytest -q tests/test_fuzz_review.py tests/test_fuzz_policies.py
+
+## e2e: podgate against a real control plane (issue 15): kube-apiserver, kube-controller-manager and etcd from
+# K8S_KIT on free loopback ports, podgate serve on policies/, deploy/'s webhook configurations pointed at it.
+# Lists every case and the slowest; about 2 minutes on 2 CPUs. Where K8S_KIT
+# is absent it says so and succeeds. tests/e2e/conftest.py has its settings.
+K8S_KIT     ?= ../shared/k8s
+.PHONY: e2e
+e2e: $(STAMP)
+	@if [ ! -x "$(K8S_KIT)/up.sh" ]; then echo "e2e: skipped: no control-plane kit at $(K8S_KIT)"; exit 0; fi; \
+	PODGATE_E2E_K8S="$(abspath $(K8S_KIT))" $(BIN)/pytest tests/e2e -v -p no:cacheprovider --confcutdir=tests/e2e \
+		--durations=8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

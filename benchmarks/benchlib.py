@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -121,6 +122,17 @@ def _os_name() -> str:
     except OSError:
         pass
     return platform.system()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a server the benchmark started, as a cluster would, then SIGKILL it after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def busy_cpu_seconds() -> float:

@@ -2,8 +2,8 @@
 
     PODGATE_CERT=... PODGATE_KEY=... PODGATE_BIND=... .venv/bin/python benchmarks/floor_app.py
 
-It is `webhook.server.serving.WebhookServer` built from the same settings as `podgate serve` (gunicorn
-gthread, its threads, keep-alive, TLS context hook, preload, log configuration, reload poller), with
+It is `webhook.server.serving.WebhookServer` built from the same settings as `podgate serve` (podgate's
+gunicorn worker, its threads, keep-alive, TLS context hook, preload, log configuration, reload poller), with
 one change: its WSGI app is the minimal Flask app below, which reads the body, decodes it with
 `parse_review` (the part of the work no webhook can skip) and admits. Whatever podgate costs above
 this floor is the engine, its logging and its metrics; whatever the floor costs is Python, Flask,

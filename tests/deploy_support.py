@@ -127,11 +127,14 @@ def policy_dir(target: Path) -> Path:
     return target
 
 
-def rendered_copy(work: Path, certs_dir: Path, policies: Path) -> Path:
+def rendered_copy(
+    work: Path, certs_dir: Path, policies: Path, *, service: str = "podgate", namespace: str = "podgate"
+) -> Path:
     """deploy/ copied into `work` (never the real deploy/generated/) with generated/ rendered into it."""
     deploy = work / "deploy"
     shutil.copytree(DEPLOY, deploy, ignore=shutil.ignore_patterns("generated", ".generated*"))
-    render_deploy.render(certs_dir, policies, deploy / "generated", server_name=SERVER_NAME, now=NOW)
+    generated = deploy / "generated"
+    render_deploy.render(certs_dir, policies, generated, service=service, namespace=namespace, now=NOW)
     return deploy
 
 

@@ -20,6 +20,8 @@ POLICIES = Path(__file__).resolve().parent.parent / "policies"
 SOURCES: tuple[tuple[str, str], ...] = (
     *((f.name, f.read_text()) for f in sorted(POLICIES.glob("*.yaml"))),
     ("pinned.yaml", PINNED_POLICIES),
+    # The ready policies of policies/library/: every rule type and parameter the shipped ones leave out.
+    *((f"library-{f.name}", f.read_text()) for f in sorted(POLICIES.glob("library/*.yaml"))),
 )
 # A YAML "billion laughs": nine levels of ten aliases each; expanded, 10**9 strings.
 ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(

@@ -28,6 +28,13 @@ LATEST_MINOR = int(kubernetes_validate.latest_version().split(".")[1])
 VERSIONS = [f"1.{minor}" for minor in range(FIRST_SUPPORTED_MINOR, LATEST_MINOR + 1)]
 
 EXEMPT_NAMESPACES = {"kube-system", "kube-node-lease", "kube-public", "podgate"}
+# rbac.yaml and rbac-audit.yaml (docs/cluster.md): cluster-scoped, so without a namespace.
+RBAC_OBJECTS = {
+    ("ClusterRole", "podgate-cluster-facts", None),
+    ("ClusterRoleBinding", "podgate-cluster-facts", None),
+    ("ClusterRole", "podgate-audit", None),
+}
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 POD_CONTROLLERS = {
     ("", "replicationcontrollers"),
     ("apps", "deployments"),
@@ -97,6 +104,7 @@ def test_renders_every_object_podgate_needs(rendered: Rendered) -> None:
         ("PodDisruptionBudget", "podgate", "podgate"),
         ("MutatingWebhookConfiguration", "podgate", None),
         ("ValidatingWebhookConfiguration", "podgate", None),
+        *RBAC_OBJECTS,
     }
 
 
@@ -176,10 +184,13 @@ def test_the_validating_webhook_checks_pods_and_controllers_and_fails_closed(ren
     expected = {(group, resource) for group, resource in POD_CONTROLLERS} | {("", "pods")}
     assert rule_targets(webhook) == {(g, r, op) for g, r in expected for op in ("CREATE", "UPDATE")}
     assert webhook["failurePolicy"] == "Fail"
+    conditions = {c["name"]: c["expression"] for c in webhook["matchConditions"]}
     # Objects being deleted only shed finalizers: refusing that would strand them in Terminating.
-    assert webhook["matchConditions"] == [
-        {"name": "not-being-deleted", "expression": "!has(object.metadata.deletionTimestamp)"}
-    ]
+    assert conditions.pop("not-being-deleted") == "!has(object.metadata.deletionTimestamp)"
+    # An UPDATE reaches podgate only when it changes the pod spec or template (tests/e2e/test_outage.py
+    # shows it in a real cluster); a CREATE always does, so each condition tests the operation first.
+    assert set(conditions) == {"pod-spec-changed", "pod-template-changed", "cronjob-template-changed"}
+    assert all(e.startswith("request.operation != 'UPDATE' || ") for e in conditions.values())
 
 
 def test_no_webhook_matches_what_the_control_plane_needs(rendered: Rendered) -> None:
@@ -331,6 +342,40 @@ def test_failure_policy_components_change_one_field(
     assert switched == rendered.objects
 
 
+def test_another_service_and_namespace_reach_every_object_and_webhook(tmp_path: Path) -> None:
+    # `make certs SERVICE=gate NAMESPACE=platform` issues gate.platform.svc; the rest must follow it.
+    certs = tmp_path / "certs"
+    write_server_cert(new_ca(), certs, dns_names=["gate.platform.svc"])
+    deploy = rendered_copy(
+        tmp_path, certs, policy_dir(tmp_path / "policies"), service="gate", namespace="platform"
+    )
+    objects = kustomize(deploy)
+
+    found = {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in objects}
+    assert found == {
+        ("Namespace", "platform", None),
+        ("ServiceAccount", "podgate", "platform"),
+        ("ResourceQuota", "podgate-critical-pods", "platform"),
+        ("ConfigMap", "podgate-policies", "platform"),
+        ("Secret", "podgate-tls", "platform"),
+        ("Service", "gate", "platform"),
+        ("Deployment", "podgate", "platform"),
+        ("PodDisruptionBudget", "podgate", "platform"),
+        ("MutatingWebhookConfiguration", "podgate", None),
+        ("ValidatingWebhookConfiguration", "podgate", None),
+        *RBAC_OBJECTS,
+    }
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        for webhook in by_kind(objects, kind)["webhooks"]:
+            service = webhook["clientConfig"]["service"]
+            assert (service["name"], service["namespace"], service["port"]) == ("gate", "platform", 443)
+            by_name = webhook["namespaceSelector"]["matchExpressions"][0]
+            assert by_name["key"] == "kubernetes.io/metadata.name"
+            assert set(by_name["values"]) == EXEMPT_NAMESPACES - {"podgate"} | {"platform"}
+    for obj in objects:
+        kubernetes_validate.validate(obj, VERSIONS[-1], strict=True)
+
+
 def test_deploy_renders_nothing_without_generated_inputs(tmp_path: Path) -> None:
     # The real deploy/ before `make deploy-inputs`: kustomize must fail rather than render a partial install.
     shutil.copytree(
@@ -340,3 +385,60 @@ def test_deploy_renders_nothing_without_generated_inputs(tmp_path: Path) -> None
     )
     with pytest.raises(AssertionError, match="generated"):
         kustomize(tmp_path / "deploy")
+
+
+def rules_of(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_server_may_only_read_namespaces_and_limitranges(rendered: Rendered) -> None:
+    roles = {o["metadata"]["name"]: o for o in rendered.objects if o["kind"] == "ClusterRole"}
+    bindings = [o for o in rendered.objects if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    account = rendered.get("ServiceAccount")["metadata"]
+    (binding,) = bindings
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
+    role = roles[binding["roleRef"]["name"]]
+    assert binding["roleRef"]["kind"] == "ClusterRole"
+    assert rules_of(role) == {
+        ("", r, v) for r in ("namespaces", "limitranges") for v in ("get", "list", "watch")
+    }
+
+
+def test_the_audit_role_only_reads_and_is_bound_to_nobody(rendered: Rendered) -> None:
+    roles = {o["metadata"]["name"]: o for o in rendered.objects if o["kind"] == "ClusterRole"}
+    bound = {o["roleRef"]["name"] for o in rendered.objects if o["kind"].endswith("RoleBinding")}
+    assert "podgate-audit" not in bound
+    granted = rules_of(roles["podgate-audit"])
+    assert {verb for _, _, verb in granted} == {"get", "list"}
+    expected = POD_CONTROLLERS | {("", "pods"), ("", "namespaces"), ("", "limitranges")}
+    assert {(group, resource) for group, resource, _ in granted} == expected
+
+
+def test_the_api_token_reaches_the_server_container_only(rendered: Rendered) -> None:
+    spec = pod_spec(rendered)
+    assert spec["automountServiceAccountToken"] is False
+    assert rendered.get("ServiceAccount")["automountServiceAccountToken"] is False
+    (container,) = spec["containers"]
+    mounted = {m["mountPath"]: m for m in container["volumeMounts"]}
+    token = mounted[SERVICE_ACCOUNT_DIR]
+    assert token["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == token["name"]]
+    sources = volume["projected"]["sources"]
+    assert {"path": "token", "expirationSeconds": 3607} in [s.get("serviceAccountToken") for s in sources]
+    assert all(c.get("volumeMounts", []) == [] for c in spec.get("initContainers", []))
+
+
+def test_the_binding_follows_podgate_into_another_namespace(tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    write_server_cert(new_ca(), certs, dns_names=["podgate.platform.svc"])
+    deploy = rendered_copy(tmp_path, certs, policy_dir(tmp_path / "policies"), namespace="platform")
+    binding = by_kind(kustomize(deploy), "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "podgate", "namespace": "platform"}]

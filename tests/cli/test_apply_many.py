@@ -41,13 +41,23 @@ def test_a_directory_is_read_flat_unless_recursive(tree: Path, capsys: pytest.Ca
     assert main(["apply", "-f", str(tree), "--policies", RESOURCES]) == 0
     out, err = capsys.readouterr()
     assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["s1", "s2", "t"]
-    assert err.endswith("summary: 3 objects read, 1 mutated, 0 denied, 0 warned\n")
+    assert err.endswith("summary: 3 objects read: 3 admitted, printed (1 mutated, 0 warned), 0 denied\n")
 
     assert main(["apply", "-R", "-f", str(tree), "--policies", RESOURCES]) == 1
     out, err = capsys.readouterr()
-    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["bare", "s1", "s2", "t"]
+    # The denied pod would not be stored: stdout, what `kubectl apply -f -` would get, leaves it out.
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["s1", "s2", "t"]
     assert f"{tree}/nested/bare.json: DENIED (unchanged)" in err
-    assert err.endswith("summary: 4 objects read, 1 mutated, 1 denied, 0 warned\n")
+    assert err.endswith("summary: 4 objects read: 3 admitted, printed (1 mutated, 0 warned), 1 denied\n")
+
+
+def test_a_denied_object_alone_prints_nothing(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for output in ("yaml", "json", "patch"):
+        argv = ["apply", "-f", str(tree / "nested" / "bare.json"), "--policies", RESOURCES, "-o", output]
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.endswith("summary: 1 object read: 0 admitted, printed (0 mutated, 0 warned), 1 denied\n")
 
 
 def test_explain_covers_every_object(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,6 +104,9 @@ def test_any_bad_file_prints_no_manifest_and_exits_2(tree: Path, capsys: pytest.
     assert f"error: {tree}/nested/nokind.yaml: not a Kubernetes object (no kind)" in err
     # The good files were still judged, so one run shows every problem.
     assert f"{tree}/nested/bare.json: DENIED (unchanged)" in err
+    assert err.endswith(
+        "summary: 4 objects read: 3 admitted, not printed (bad input) (1 mutated, 0 warned), 1 denied\n"
+    )
 
 
 def test_progress_is_drawn_only_on_a_terminal(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,8 +140,11 @@ def test_the_summary_is_a_table_on_a_terminal() -> None:
     tally.add(Decision(object={}, violations=(Violation("p", "r", Action.ENFORCE, "no"),)))
     tally.add(Decision(object={}, violations=(Violation("p", "r", Action.WARN, "careful"),)))
     tally.add(Decision(object={}, violations=(Violation("p", "r", Action.AUDIT, "noted"),)))
-    assert tally.render(terminal=False) == "summary: 4 objects read, 1 mutated, 1 denied, 1 warned"
+    assert tally.render(terminal=False) == (
+        "summary: 4 objects read: 3 admitted, printed (1 mutated, 1 warned), 1 denied"
+    )
     assert tally.render(terminal=True) == table(
-        ["OBJECTS", "COUNT"], [("read", "4"), ("mutated", "1"), ("denied", "1"), ("warned", "1")]
+        ["OBJECTS", "COUNT"],
+        [("read", "4"), ("admitted, printed", "3"), ("mutated", "1"), ("warned", "1"), ("denied", "1")],
     )
     assert table(["A", "LONGER"], [("wide cell", "x")]) == "A          LONGER\nwide cell  x"

@@ -41,3 +41,20 @@ def test_python_dash_m_webhook_is_the_same_command() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_an_empty_directory_or_file_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--policies", str(tmp_path)]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"error: {tmp_path}: no policy files (*.yaml, *.yml): with no policies podgate enforces nothing\n",
+    )
+    (tmp_path / "resources.yaml").write_text("")
+    assert main(["check", "--policies", str(tmp_path)]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"error: {tmp_path}/resources.yaml:1: holds no policy document: delete the file to remove its "
+        "policies\n",
+    )

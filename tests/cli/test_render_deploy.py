@@ -53,7 +53,7 @@ def policies(tmp_path: Path) -> Path:
 
 
 def render(certs: Path, policies: Path, out: Path, extra_cas: Sequence[Path] = ()) -> render_deploy.Rendered:
-    return render_deploy.render(certs, policies, out, server_name=SERVER_NAME, now=NOW, extra_cas=extra_cas)
+    return render_deploy.render(certs, policies, out, now=NOW, extra_cas=extra_cas)
 
 
 def test_writes_the_tls_files_the_policies_and_the_component(
@@ -63,6 +63,7 @@ def test_writes_the_tls_files_the_policies_and_the_component(
     rendered = render(certs, policies, out)
 
     assert rendered.policies == ("defaults.yaml", "limits.yml")
+    assert rendered.server_name == SERVER_NAME
     assert rendered.ca_certificates == 1
     assert rendered.warnings == ()
     assert (out / "tls.crt").read_bytes() == (certs / "server.pem").read_bytes()
@@ -77,6 +78,7 @@ def test_writes_the_tls_files_the_policies_and_the_component(
     assert yaml.safe_load(text) == {
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",
         "kind": "Component",
+        "namespace": "podgate",
         "configMapGenerator": [
             {
                 "name": "podgate-policies",
@@ -84,7 +86,49 @@ def test_writes_the_tls_files_the_policies_and_the_component(
                 "options": {"disableNameSuffixHash": True},
             }
         ],
+        "secretGenerator": [
+            {
+                "name": "podgate-tls",
+                "type": "kubernetes.io/tls",
+                "files": ["tls.crt", "tls.key", "ca.crt"],
+                "options": {"disableNameSuffixHash": True},
+            }
+        ],
     }
+
+
+def test_another_service_and_namespace_go_into_the_component(policies: Path, tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    write_server_cert(new_ca(), certs, dns_names=["gate.platform.svc"])
+    out = tmp_path / "generated"
+
+    rendered = render_deploy.render(certs, policies, out, service="gate", namespace="platform", now=NOW)
+
+    assert rendered.server_name == "gate.platform.svc"
+    component = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert component["namespace"] == "platform"
+    assert component["patches"] == [
+        {
+            "target": {"kind": "Service", "name": "podgate"},
+            "patch": "- op: replace\n  path: /metadata/name\n  value: gate\n",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("service", "namespace", "message"),
+    [
+        ("Gate", "platform", "--service: must be a DNS label (lower-case letters, digits, '-') (got 'Gate')"),
+        ("gate", "a.b", "--namespace: must be a DNS label (lower-case letters, digits, '-') (got 'a.b')"),
+    ],
+    ids=["service-upper-case", "namespace-dotted"],
+)
+def test_refuses_names_kubernetes_would(
+    certs: Path, policies: Path, tmp_path: Path, service: str, namespace: str, message: str
+) -> None:
+    with pytest.raises(PodgateError) as caught:
+        render_deploy.render(certs, policies, tmp_path / "out", service=service, namespace=namespace, now=NOW)
+    assert str(caught.value) == message
 
 
 def test_rerendering_replaces_the_whole_directory(certs: Path, policies: Path, tmp_path: Path) -> None:
@@ -137,20 +181,31 @@ def test_extra_ca_joins_the_bundle_and_may_have_signed_the_server(policies: Path
     assert (out / "ca.crt").read_bytes() == new.pem + previous.pem
 
 
-def test_warns_about_an_empty_policy_directory_and_a_certificate_near_expiry(tmp_path: Path) -> None:
+def test_warns_about_a_certificate_near_expiry(policies: Path, tmp_path: Path) -> None:
     certs = tmp_path / "certs"
     write_server_cert(new_ca(), certs, not_after=NOW + datetime.timedelta(days=10))
+
+    rendered = render(certs, policies, tmp_path / "generated")
+
+    assert rendered.warnings == ("the server certificate expires on 2030-06-11: rotate it (make certs)",)
+
+
+def test_refuses_an_empty_policy_directory_or_file(certs: Path, tmp_path: Path) -> None:
+    # The server would not start on them (or would turn enforcement off with --allow-empty).
     empty = tmp_path / "policies"
     empty.mkdir()
-
-    rendered = render(certs, empty, tmp_path / "generated")
-
-    assert rendered.warnings == (
-        f"{empty} has no *.yaml: podgate will run with no policies",
-        "the server certificate expires on 2030-06-11: rotate it (make certs)",
+    with pytest.raises(PolicyError) as caught:
+        render(certs, empty, tmp_path / "generated")
+    assert str(caught.value) == (
+        f"{empty}: no policy files (*.yaml, *.yml): with no policies podgate enforces nothing"
     )
-    component = yaml.safe_load((tmp_path / "generated" / "kustomization.yaml").read_text())
-    assert component["configMapGenerator"][0]["files"] == []
+    (empty / "resources.yaml").write_text("# emptied by mistake\n")
+    with pytest.raises(PolicyError) as caught:
+        render(certs, empty, tmp_path / "generated")
+    assert str(caught.value) == (
+        f"{empty}/resources.yaml:1: holds no policy document: delete the file to remove its policies"
+    )
+    assert not (tmp_path / "generated").exists()
 
 
 def test_policies_too_big_for_client_side_apply_warn_and_too_big_for_a_configmap_fail(
@@ -158,14 +213,16 @@ def test_policies_too_big_for_client_side_apply_warn_and_too_big_for_a_configmap
 ) -> None:
     policies = tmp_path / "policies"
     policies.mkdir()
-    (policies / "big.yaml").write_bytes(b"#" * render_deploy.LAST_APPLIED_LIMIT)
+    padding = render_deploy.LAST_APPLIED_LIMIT - len(SAMPLE_POLICY)
+    (policies / "big.yaml").write_bytes(SAMPLE_POLICY.encode() + b"#" * padding)
     rendered = render(certs, policies, tmp_path / "generated")
     assert rendered.warnings == (
         f"policies total {render_deploy.LAST_APPLIED_LIMIT} bytes: client-side `kubectl apply` will fail "
         "on the last-applied annotation; apply with --server-side",
     )
 
-    (policies / "huge.yaml").write_bytes(b"#" * render_deploy.CONFIGMAP_LIMIT)
+    huge = SAMPLE_POLICY.replace("name: sample", "name: huge").encode()
+    (policies / "huge.yaml").write_bytes(huge + b"#" * (render_deploy.CONFIGMAP_LIMIT - len(huge)))
     with pytest.raises(
         PodgateError, match=r"^policies total 1310720 bytes; a ConfigMap holds at most 1048576$"
     ):
@@ -288,7 +345,8 @@ def test_command_prints_a_summary(
 
     captured = capsys.readouterr()
     assert captured.out.startswith(
-        f"{out}: 2 policy file(s), caBundle of 1 CA certificate(s), server certificate"
+        f"{out}: Service podgate.podgate.svc, 2 policy file(s), caBundle of 1 CA certificate(s), "
+        "server certificate"
     )
     assert captured.err == ""
 

@@ -62,3 +62,32 @@ def test_a_client_ca_that_does_not_load_stops_the_server_and_says_which_file(
     ]
     assert line["message"] == "TLS certificate did not load"
     assert str(missing) in line["problems"][0]
+
+
+def test_no_policies_stops_the_server_unless_allowed(pki: Pki, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = serve(pki, tmp_path, "--policies", str(empty))
+    assert done.returncode == 1
+    assert "error: not serving: the policies or the TLS certificate did not load" in done.stderr
+    (line,) = [
+        json.loads(line)
+        for line in done.stderr.splitlines()
+        if line.startswith("{") and "did not load" in line
+    ]
+    assert (line["message"], line["problems"]) == (
+        "policies did not load",
+        [f"{empty}: no policy files (*.yaml, *.yml): with no policies podgate enforces nothing"],
+    )
+
+
+def test_allow_empty_loads_an_empty_set(pki: Pki, tmp_path: Path) -> None:
+    from webhook.server.serving import open_sources
+    from webhook.server.settings import Settings
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "resources.yaml").write_text("# enforcement switched off on purpose\n")
+    policies, _ = open_sources(Settings(policies=empty, cert=pki.cert, key=pki.key, allow_empty=True))
+    assert policies.healthy() and policies.current() is not None
+    assert policies.current().names == ()  # type: ignore[union-attr]

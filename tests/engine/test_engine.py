@@ -33,7 +33,8 @@ def test_multi_container_pod_is_denied_naming_the_container() -> None:
     assert decision.denial_message() == (
         'requests-required.cpu-and-memory: container "sidecar-logger" is missing cpu and memory requests; '
         "set spec.containers[1].resources.requests "
-        "(or label the pod app.kubernetes.io/env=test to get the test defaults)"
+        "(to what the container uses under normal load, e.g. cpu: 100m, memory: 256Mi; "
+        "`kubectl top pod` shows it)"
     )
 
 

@@ -181,3 +181,97 @@ def test_a_label_set_later_does_not_reach_back_to_earlier_rules() -> None:
     explained = evaluate(policy_text(reverse), fixture_request("0001"), explain=True)
     assert quick.patch == explained.patch
     assert {c.policy for c in quick.changes} == {"z-sets-team"}
+
+
+# Policies that select namespaces by label, per team and by environment, mixed with name globs and pod
+# labels: the memo must never serve what a namespace's earlier labels selected.
+BY_NAMESPACE_LABELS = """\
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: team-a}
+spec:
+  match: {namespaceSelector: {matchLabels: {team: a}}}
+  rules: [{name: r, requireRequests: {resources: [cpu]}}]
+---
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: not-prod}
+spec:
+  match: {namespaceSelector: {matchExpressions: [{key: env, operator: NotIn, values: [prod]}]}}
+  rules: [{name: r, requireRequests: {resources: [memory]}}]
+---
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: web-or-team-b}
+spec:
+  match:
+    any:
+      - selector: {matchLabels: {tier: web}}
+      - namespaceSelector: {matchLabels: {team: b}}
+  exclude: {namespaceSelector: {matchLabels: {frozen: "yes"}}}
+  rules: [{name: r, requireRequests: {resources: [cpu, memory]}}]
+---
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: by-name}
+spec:
+  match: {namespaces: ["team-*"]}
+  rules: [{name: r, requireRequests: {resources: [cpu]}}]
+"""
+NAMESPACE_LABELS = st.one_of(
+    st.none(),  # unknown
+    st.dictionaries(
+        st.sampled_from(["team", "env", "frozen"]),
+        st.sampled_from(["a", "b", "prod", "test", "yes"]),
+        max_size=3,
+    ),
+)
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["team-a", "default"]), NAMESPACE_LABELS, st.booleans()),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_candidates_follow_a_namespace_through_its_relabellings(
+    steps: list[tuple[str, dict[str, str] | None, bool]],
+) -> None:
+    # One policy set, hence one memo, for the whole sequence: as in a server whose namespaces get relabelled.
+    policies = policy_text(BY_NAMESPACE_LABELS)
+    for namespace, namespace_labels, web in steps:
+        request = fixture_request("0001")
+        request["namespace"] = namespace
+        request["object"]["metadata"]["labels"] = {"tier": "web"} if web else {}
+        parsed = parse_request(request)
+        pod = view_of(dict(parsed.object), "Pod", namespace)
+        assert pod is not None
+        ranked = candidates(
+            policies, "requireRequests", "Pod", "CREATE", namespace, pod.labels,
+            mutating=False, namespace_labels=namespace_labels,
+        )  # fmt: skip
+        found = {rule for _, rule in ranked}
+        applying = {
+            (policy, rule)
+            for policy, rule in policies.rules_of("requireRequests")
+            if why_not(policy, parsed, pod, mutating=False, namespace_labels=namespace_labels) is None
+        }
+        assert applying <= found
+
+
+def test_namespace_labels_prune_and_unknown_labels_prune_nothing() -> None:
+    policies = policy_text(BY_NAMESPACE_LABELS)
+
+    def names(labels: dict[str, str] | None) -> list[str]:
+        scope = ("requireRequests", "Pod", "CREATE", "default", {})
+        found = candidates(policies, *scope, mutating=False, namespace_labels=labels)
+        return [policy.name for _, (policy, _) in found]
+
+    # web-or-team-b stays a candidate: its other alternative selects on the pod's labels.
+    assert names({"env": "prod"}) == ["web-or-team-b"]
+    assert names({"team": "a", "env": "prod"}) == ["team-a", "web-or-team-b"]
+    assert names({"team": "b"}) == ["not-prod", "web-or-team-b"]
+    assert names(None) == ["not-prod", "team-a", "web-or-team-b"]
+    assert len(policies.memo) == 4

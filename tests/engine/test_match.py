@@ -6,8 +6,8 @@ from tests.conftest import fixture_request
 from webhook.engine.match import why_not
 from webhook.kube.pods import view_of
 from webhook.kube.request import parse_request
-from webhook.policy.loader import parse_exclude, parse_match
 from webhook.policy.model import Policy
+from webhook.policy.scope import parse_exclude, parse_match
 from webhook.rules import Locator
 
 

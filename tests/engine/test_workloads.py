@@ -246,7 +246,8 @@ def test_a_deployment_without_requests_is_denied_naming_it_and_its_container() -
     assert decision.denial_message() == (
         'requests-required.cpu-and-memory: Deployment web-deploy: pod template container "web" is missing '
         "cpu request; set spec.template.spec.containers[0].resources.requests "
-        "(or label the pod app.kubernetes.io/env=test to get the test defaults)"
+        "(to what the container uses under normal load, e.g. cpu: 100m, memory: 256Mi; "
+        "`kubectl top pod` shows it)"
     )
 
 

@@ -14,7 +14,7 @@ from webhook.engine.workloads import (
     future_pod,
     pod_creator,
 )
-from webhook.kube.pods import POD_KINDS, WORKLOAD_KINDS, template_of, view_of
+from webhook.kube.pods import POD_KINDS, WORKLOAD_KINDS, pod_level_resources, template_of, view_of
 from webhook.kube.request import parse_request
 
 # (workload, a pod its controller created)
@@ -219,3 +219,21 @@ def test_daemon_pods_tolerate_node_trouble_for_ever() -> None:
         "network-unavailable",
     ]
     assert all("tolerationSeconds" not in t for t in spec["tolerations"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({}, set()),
+        ({"resources": None}, set()),
+        ({"resources": {"requests": {"cpu": "1"}}}, {"cpu"}),
+        ({"resources": {"limits": {"memory": "1Gi"}, "requests": {"cpu": "1"}}}, {"cpu", "memory"}),
+        ({"resources": {"requests": {"ephemeral-storage": "1Gi", "hugepages-2Mi": "2Mi"}}}, set()),
+        ({"resources": {"requests": "lots"}}, set()),
+    ],
+    ids=["none", "null", "cpu-request", "memory-limit-cpu-request", "not-pod-level", "malformed"],
+)
+def test_pod_level_resources_are_the_cpu_and_memory_the_pod_budgets(
+    spec: dict[str, Any], expected: set[str]
+) -> None:
+    assert pod_level_resources(spec) == expected

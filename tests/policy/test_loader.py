@@ -52,7 +52,7 @@ def test_a_typo_names_file_line_and_field_path() -> None:
     issues = _issues(text)
     assert (
         "p.yaml:15: spec.rules[0].resources.requets: unknown field "
-        "(expected one of: defaults, initContainers, whenRequestExceedsLimit)"
+        "(expected one of: defaults, exemptImages, initContainers, whenRequestExceedsLimit)"
     ) in issues
     assert "p.yaml:14: spec.rules[0].resources: 'defaults' is required" in issues
 
@@ -216,4 +216,68 @@ def test_an_issue_is_one_line_whatever_a_key_holds() -> None:
     # `podgate check` prints one issue per line; a key such as "\r" used to split it in two.
     assert _issues(GOOD.replace("kind: Policy", 'kind: Policy\n"\\r": 1')) == [
         "p.yaml:3: \\r: unknown field (expected one of: apiVersion, kind, metadata, spec)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "# every policy was commented out\n", "---\n", "---\n# only a comment\n---\n"]
+)
+def test_a_file_without_a_document_is_an_error_unless_empty_is_allowed(text: str) -> None:
+    # `: > policies/resources.yaml` must not silently switch the resource policies off.
+    assert _issues(text) == ["p.yaml:1: holds no policy document: delete the file to remove its policies"]
+    assert parse_sources([("p.yaml", text)], allow_empty=True).policies == ()
+
+
+def test_an_empty_file_beside_good_ones_is_still_an_error(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "resources.yaml").write_text("")
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path}/resources.yaml:1: holds no policy document: delete the file to remove its policies"
+    )
+    assert load_policies(tmp_path, allow_empty=True).names == ("defaults",)
+
+
+def test_a_directory_without_policy_files_is_an_error_unless_empty_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("policies go here")
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path}: no policy files (*.yaml, *.yml): with no policies podgate enforces nothing"
+    )
+    assert load_policies(tmp_path, allow_empty=True).policies == ()
+
+
+NAMESPACE_SELECTORS = """\
+apiVersion: podgate.io/v1alpha1
+kind: Policy
+metadata: {name: by-namespace}
+spec:
+  match:
+    namespaceSelector: {matchLabels: {env: test}}
+    any:
+      - namespaceSelector: {matchExpressions: [{key: team, operator: Exists}]}
+  exclude:
+    namespaceSelector: {matchLabels: {frozen: "yes"}}
+  rules: [{name: r, requireRequests: {}}]
+"""
+
+
+def test_namespace_selectors_load_in_match_alternatives_and_exclude() -> None:
+    (policy,) = policy_text(NAMESPACE_SELECTORS).policies
+    assert str(policy.match.namespace_selector) == "env in (test)"
+    assert str(policy.match.any[0].namespace_selector) == "team"
+    assert str(policy.exclude.namespace_selector) == "frozen in (yes)"
+    assert policy.needs_namespace_labels and policy_text(NAMESPACE_SELECTORS).needs_namespace_labels
+    assert not policy_text(GOOD).needs_namespace_labels
+
+
+def test_a_broken_namespace_selector_names_its_line() -> None:
+    broken = NAMESPACE_SELECTORS.replace("key: team, operator: Exists", "key: team, operator: In")
+    with pytest.raises(PolicyError) as caught:
+        parse_sources([("p.yaml", broken)])
+    assert [str(i) for i in caught.value.issues] == [
+        "p.yaml:8: spec.match.any[0].namespaceSelector: matchExpressions[0].values: "
+        "must be non-empty for operator In"
     ]

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.serving_support import APISERVER_HEADERS, REPO, fixture_files, pinned_policies
 from webhook import evaluate
-from webhook.server.app import create_app
+from webhook.server.app import ReviewRoutes, create_app
 from webhook.server.logs import JsonFormatter
 from webhook.server.metrics import Metrics
 from webhook.server.reload import PolicySource
@@ -366,3 +367,41 @@ def test_a_rejected_body_is_logged_with_its_reason(
         "status": 400,
         "reason": "kind must be AdmissionReview (got None)",
     }
+
+
+ROUTED_CASES = {
+    "review": (fixture_files("mutate")[0].read_bytes(), {"Content-Type": "application/json"}),
+    "validate": (fixture_files("validate")[0].read_bytes(), {"Content-Type": "application/json"}),
+    "charset": (fixture_files("mutate")[0].read_bytes(), {"Content-Type": "Application/JSON; charset=utf-8"}),
+    "malformed": (b"{", {"Content-Type": "application/json"}),
+    "no-uid": (b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": {}}', {}),
+    "text": (b"{}", {"Content-Type": "text/plain"}),
+    "no-type": (b"{}", {"Content-Type": ""}),
+    "gzip": (b"{}", {"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+    "too-large": (b"{" + b" " * 2048 + b"}", {"Content-Type": "application/json"}),
+}
+
+
+@pytest.mark.parametrize("path", ["/mutate", "/validate"])
+@pytest.mark.parametrize("case", list(ROUTED_CASES))
+def test_the_review_routes_answer_as_flask_s_own_dispatch_does(
+    source: PolicySource, path: str, case: str
+) -> None:
+    """ReviewRoutes serves the two routes ahead of Flask; Flask's dispatch reaches the same views."""
+    body, headers = ROUTED_CASES[case]
+    app = make_app(source, max_body_bytes=1024)
+    assert isinstance(app.wsgi_app, ReviewRoutes)
+
+    def call(wsgi: Any) -> tuple[str, list[tuple[str, str]], bytes]:
+        environ = EnvironBuilder(path, method="POST", data=body, headers=headers).get_environ()
+        answer, status, reply_headers = run_wsgi_app(wsgi, environ)
+        return status, list(reply_headers.items()), b"".join(answer)
+
+    routed, dispatched = call(app.wsgi_app), call(app.wsgi_app.app)
+    assert routed == dispatched
+    assert routed[1] == [("Content-Type", "application/json"), ("Content-Length", str(len(routed[2])))]
+
+
+def test_other_methods_on_the_review_routes_are_flask_s(client: FlaskClient) -> None:
+    assert client.put("/validate", data=b"{}", headers=APISERVER_HEADERS).status_code == 405
+    assert set(client.options("/mutate").headers["Allow"].split(", ")) == {"OPTIONS", "POST"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -13,12 +14,14 @@ import pytest
 
 from tests.serving_support import PINNED_POLICIES, write_pki
 from webhook.errors import PolicyError
+from webhook.server.logs import FIELDS
 from webhook.server.reload import (
     CertificateSource,
     PolicySource,
     Poller,
     ReloadOutcome,
     fingerprint,
+    log_outcome,
     policy_files,
 )
 
@@ -246,3 +249,104 @@ def test_the_poller_polls_at_once_and_then_every_interval(policy_dir: Path) -> N
         assert reloaded.wait(10), "the change was not picked up"
     finally:
         poller.stop()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_emptying_a_file_keeps_the_last_good_set(policy_dir: Path) -> None:
+    source = PolicySource(policy_dir)
+    good = source.poll()
+    (policy_dir / "resources.yaml").write_text("")  # `: > resources.yaml`
+    bump_mtime(policy_dir / "resources.yaml")
+
+    outcome = source.poll()
+
+    assert outcome is not None and isinstance(outcome.error, PolicyError)
+    assert str(outcome.error) == (
+        f"{policy_dir}/resources.yaml:1: holds no policy document: delete the file to remove its policies"
+    )
+    assert good is not None and source.current() is not None
+    assert source.current().digest == good.digest  # type: ignore[union-attr]
+    assert source.failing()
+
+
+def test_an_emptied_directory_keeps_the_last_good_set_unless_empty_is_allowed(policy_dir: Path) -> None:
+    kept, emptied = PolicySource(policy_dir), PolicySource(policy_dir, allow_empty=True)
+    kept.poll()
+    emptied.poll()
+    (policy_dir / "resources.yaml").unlink()
+
+    refused, allowed = kept.poll(), emptied.poll()
+
+    assert refused is not None and str(refused.error) == (
+        f"{policy_dir}: no policy files (*.yaml, *.yml): with no policies podgate enforces nothing"
+    )
+    assert kept.current() is not None and kept.current().names == ("requests-required", "test-defaults")  # type: ignore[union-attr]
+    assert allowed is not None and allowed.loaded
+    assert emptied.current() is not None and emptied.current().names == ()  # type: ignore[union-attr]
+    assert not emptied.failing()
+
+
+def test_a_failure_is_repeated_while_it_lasts_and_not_after(policy_dir: Path) -> None:
+    clock = FakeClock()
+    source = PolicySource(policy_dir, remind_every=60, clock=clock, wall_clock=lambda: 1.7e9 + clock.now)
+    assert source.poll() is not None and source.loaded_at == 1.7e9 + 1000
+    heard: list[ReloadOutcome] = []
+    source.subscribe(heard.append)
+    (policy_dir / "broken.yaml").write_text(BROKEN)
+    failed = source.poll()
+    assert failed is not None and not failed.reminder and failed.failing_for is None
+
+    clock.now += 59
+    assert source.poll() is None
+    clock.now += 1
+    reminder = source.poll()
+    assert reminder is not None and reminder.reminder and reminder.failing_for == 60
+    assert (reminder.error, reminder.previous, reminder.at) == (failed.error, failed.previous, 1.7e9 + 1060)
+    assert source.poll() is None
+    # Another broken edit is a new attempt, and the failure still dates from the first one.
+    (policy_dir / "broken.yaml").write_text(BROKEN.replace("lots", "heaps"))
+    bump_mtime(policy_dir / "broken.yaml")
+    clock.now += 30
+    again = source.poll()
+    assert again is not None and not again.loaded and not again.reminder
+    clock.now += 60
+    later = source.poll()
+    assert later is not None and later.failing_for == 150
+    assert heard == [failed, reminder, again, later]
+
+    (policy_dir / "broken.yaml").unlink()
+    repaired = source.poll()
+    assert repaired is not None and repaired.loaded and not source.failing()
+    assert source.loaded_at == 1.7e9 + clock.now
+    clock.now += 600
+    assert source.poll() is None
+
+
+def test_the_repeated_failure_is_logged_with_how_long_it_lasts(
+    policy_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    source = PolicySource(policy_dir, remind_every=60, clock=clock)
+    source.subscribe(log_outcome("policies"))
+    source.poll()
+    (policy_dir / "broken.yaml").write_text(BROKEN)
+    source.poll()
+    clock.now += 125
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="podgate.reload"):
+        source.poll()
+    (record,) = caplog.records
+    assert record.getMessage() == "policies still do not load; still serving the last good ones"
+    context = getattr(record, FIELDS)
+    assert context["failingSeconds"] == 125
+    assert context["problems"] == [
+        f"{policy_dir}/broken.yaml:8: spec.rules[0].resources.defaults.cpu.request: "
+        "must be a quantity such as 100m or 256Mi (got 'lots')"
+    ]

@@ -223,6 +223,8 @@ def test_policy_changes_reach_every_worker_and_broken_ones_never_do(pki: Pki, tm
         status, _, body = server.request("GET", "/readyz")
         assert (status, json.loads(body)["policySet"]) == (200, original)
         assert set(served_digests(server).values()) == {original}
+        # One series across the workers, not one per pid: max, so any worker failing shows.
+        assert scrape(server)["podgate_policy_reload_failing"] == 1
         problems = [
             line["problems"]
             for line in server.log_lines()
@@ -245,6 +247,11 @@ def test_policy_changes_reach_every_worker_and_broken_ones_never_do(pki: Pki, tm
             lambda: set(served_digests(server).values()) == {changed}, "every worker serves the change"
         )
         assert cpu_patched(server, review) == "200m"
+        metrics = scrape(server)
+        assert metrics["podgate_policy_reload_failing"] == 0
+        # The set no longer served leaves no series behind, in any worker's file.
+        assert not [name for name in metrics if original in name]
+        assert 0 < time.time() - metrics["podgate_policy_last_success_timestamp_seconds"] < 60
 
 
 def cpu_patched(server: Server, body: bytes) -> str | None:

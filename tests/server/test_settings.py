@@ -50,6 +50,9 @@ def test_every_field_has_a_podgate_variable() -> None:
         "PODGATE_METRICS_DIR": "/run/podgate/metrics",
         "PODGATE_READ_TIMEOUT": "2.5",
         "PODGATE_CLIENT_CA": "/tls/client-ca.crt",
+        "PODGATE_ALLOW_EMPTY": "true",
+        "PODGATE_KUBECONFIG": "/etc/podgate/kubeconfig",
+        "PODGATE_CONTEXT": "prod",
     }
     assert set(environ) == {env_name(name) for name in Settings.__dataclass_fields__}
     assert load_settings({}, environ) == Settings(
@@ -67,7 +70,17 @@ def test_every_field_has_a_podgate_variable() -> None:
         metrics_dir=Path("/run/podgate/metrics"),
         read_timeout=2.5,
         client_ca=Path("/tls/client-ca.crt"),
+        allow_empty=True,
+        kubeconfig=Path("/etc/podgate/kubeconfig"),
+        context="prod",
     )
+
+
+def test_no_policies_is_refused_unless_allowed_by_flag_or_variable() -> None:
+    assert load_settings({}, {}).allow_empty is False
+    assert load_settings({"allow_empty": True}, {}).allow_empty is True
+    assert load_settings({}, {"PODGATE_ALLOW_EMPTY": "1"}).allow_empty is True
+    assert load_settings({"allow_empty": None}, {"PODGATE_ALLOW_EMPTY": "false"}).allow_empty is False
 
 
 def test_a_flag_wins_over_its_variable_and_none_means_not_given() -> None:
@@ -105,6 +118,7 @@ def test_an_empty_variable_counts_as_unset() -> None:
             "PODGATE_READ_TIMEOUT: must be a positive number of seconds (got '-1')",
         ),
         ({"client_ca": ""}, {}, "--client-ca: must not be empty (got '')"),
+        ({}, {"PODGATE_ALLOW_EMPTY": "yes"}, "PODGATE_ALLOW_EMPTY: must be true or false (got 'yes')"),
     ],
     ids=[
         "workers-zero",
@@ -119,6 +133,7 @@ def test_an_empty_variable_counts_as_unset() -> None:
         "cert-without-key",
         "read-timeout-negative",
         "client-ca-empty",
+        "allow-empty-word",
     ],
 )
 def test_bad_values_name_their_origin(

@@ -18,7 +18,7 @@ import pytest
 
 from tests.tls_support import Pki, write_pki
 from webhook.server.logs import JsonFormatter, SlowClientFilter
-from webhook.server.tls import DeadlineSocket, SlowClient, server_context, verified_client
+from webhook.server.tls import SLACK, DeadlineSocket, SlowClient, server_context, verified_client
 
 # Short, so the tests are quick; the bounds asserted below are many times longer, for slow machines.
 TIMEOUT = 0.3
@@ -161,6 +161,59 @@ def test_the_deadline_starts_at_the_first_read_and_again_for_each_request(pki: P
         server.setblocking(True)
         tls.sendall(b"second")
         assert server.recv(1024) == b"second"
+
+
+def test_end_request_starts_the_next_request_s_deadline_without_leaving_blocking_mode(pki: Pki) -> None:
+    """podgate's worker leaves a handshaken socket in timeout mode between requests (server/worker.py)."""
+    with connected(pki) as (server, raw):
+        tls = handshaken(pki, server, raw)
+        server.settimeout(TIMEOUT)
+        tls.sendall(b"first")
+        assert server.recv(1024) == b"first"
+        time.sleep(TIMEOUT * 2)  # idle between requests, longer than a request may take
+        server.end_request()
+        tls.sendall(b"second")
+        assert server.recv(1024) == b"second"
+
+
+def test_a_request_s_reads_and_its_answer_cost_no_settimeout(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """settimeout is an ioctl in CPython; the reads of a request that arrives at once reuse the timeout."""
+    with connected(pki, timeout=GENEROUS) as (server, raw):
+        tls = handshaken(pki, server, raw)
+        server.settimeout(GENEROUS)  # as the worker leaves it after the handshake
+        calls: list[float | None] = []
+        original = ssl.SSLSocket.settimeout
+
+        def counted(self: ssl.SSLSocket, value: float | None) -> None:
+            calls.append(value)
+            original(self, value)
+
+        monkeypatch.setattr(DeadlineSocket, "settimeout", counted)
+        for request in (b"one", b"two"):
+            for part in (b"head-", request, b"-body"):
+                tls.sendall(part)
+                assert server.recv(1024) == part
+            server.sendall(b"answer")
+            assert tls.recv(1024) == b"answer"
+            server.end_request()
+        assert calls == []
+
+
+def test_a_slow_read_sets_the_timeout_to_what_is_left(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    with connected(pki) as (server, raw):
+        tls = handshaken(pki, server, raw)
+        server.settimeout(TIMEOUT)
+        tls.sendall(b"first")
+        assert server.recv(1024) == b"first"
+        time.sleep(TIMEOUT / 2)  # far more than SLACK of the timeout: a read now could overrun the deadline
+        tls.sendall(b"more")
+        assert server.recv(1024) == b"more"
+        assert 0 < (server.gettimeout() or 0) < TIMEOUT / 2 + TIMEOUT * SLACK
+        # An answer gets the whole read timeout again, for a client that is slow to read it.
+        server.sendall(b"answer")
+        assert server.gettimeout() == TIMEOUT
 
 
 def test_a_connection_without_a_verified_certificate_is_not_a_verified_client(pki: Pki) -> None:

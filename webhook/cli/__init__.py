@@ -12,6 +12,7 @@ from importlib import import_module
 SUBCOMMANDS = (
     "check",
     "apply",
+    "audit",
     "test",
     "scaffold",
     "schema",

@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
+from webhook.cli.clusterfacts import ManifestReader, add_cluster_flags, with_limit_range_defaults
 from webhook.cli.common import add_policies_flag, load_or_report
-from webhook.cli.manifests import InputError, Item, Options, expand, read_source
+from webhook.cli.manifests import InputError, Item, Options, expand
 from webhook.cli.report import Progress, Tally, describe_changes
 from webhook.engine.decision import Decision
 from webhook.engine.evaluation import evaluate
@@ -39,7 +40,12 @@ def register(subparsers: Any) -> None:
         "-R", "--recursive", action="store_true", help="read directories given to -f recursively"
     )
     add_policies_flag(parser)
-    parser.add_argument("-n", "--namespace", help="namespace of objects that name none (default: default)")
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        help="namespace of objects that name none (default: default); "
+        "as with kubectl, an object naming another one is an error",
+    )
     parser.add_argument("--operation", choices=("CREATE", "UPDATE"), default="CREATE")
     parser.add_argument("--user", default="podgate-apply", help="requesting user, for exclusions")
     parser.add_argument(
@@ -50,6 +56,7 @@ def register(subparsers: Any) -> None:
         help="the objects as stored (yaml, json), or the JSON Patch of each (patch)",
     )
     parser.add_argument("--explain", action="store_true", help="show each change with its policy and rule")
+    add_cluster_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -60,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     options = Options(namespace=args.namespace, operation=args.operation, user=args.user)
     try:
         sources = expand(args.files, recursive=args.recursive)
+        reader = ManifestReader(sources, options, args)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -69,14 +77,15 @@ def run(args: argparse.Namespace) -> int:
     outputs: list[tuple[Item, Decision]] = []
     for source in sources:
         try:
-            items = read_source(source, options)
+            items = reader.items(source)
         except InputError as error:
             progress.print(f"error: {error}")
             bad_input = True
             items = []
         for item in items:
             try:
-                decision = evaluate(policies, item.request, explain=args.explain)
+                request = with_limit_range_defaults(item.request, reader.facts)
+                decision = evaluate(policies, request, explain=args.explain, cluster=reader.facts)
             except ReviewError as error:
                 progress.print(f"error: {item.source}: {error}")
                 bad_input = True
@@ -86,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
             outputs.append((item, decision))
         progress.advance(files=1, objects=len(items))
     progress.clear()
-    print(tally.render(terminal=sys.stderr.isatty()), file=sys.stderr)
+    # All or nothing on bad input: half of a directory piped into `kubectl apply` is worse than none of it.
+    print(tally.render(terminal=sys.stderr.isatty(), printed=not bad_input), file=sys.stderr)
     if bad_input:
-        # All or nothing: half of a directory piped into `kubectl apply` is worse than none of it.
         return EXIT_BAD_INPUT
-    write(outputs, args.output)
+    # A denied object is not stored: stdout holds what the cluster would keep, and nothing else.
+    write([(item, decision) for item, decision in outputs if decision.allowed], args.output)
     return EXIT_ADMITTED if all(decision.allowed for _, decision in outputs) else EXIT_DENIED
 
 
@@ -112,8 +122,9 @@ def report(source: str, decision: Decision, *, explain: bool) -> str:
 
 
 def write(outputs: list[tuple[Item, Decision]], output: str) -> None:
-    """One object prints as itself; several as a YAML stream, a JSON List (like kubectl), or, for
-    patches, a JSON array of {source, kind, namespace, name, patch}: a patch alone does not say whose.
+    """The admitted objects. One prints as itself; several as a YAML stream, a JSON List (like kubectl),
+    or, for patches, a JSON array of {source, kind, namespace, name, patch}: a patch alone does not say
+    whose.
     """
     if output == "yaml":
         objects = [decision.object for _, decision in outputs]

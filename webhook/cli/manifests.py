@@ -17,10 +17,28 @@ from webhook.errors import PodgateError
 from webhook.kube.pods import view_of
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# How the apiserver decodes a null into its typed objects (checked with server-side dry runs, v1.36): in
+# these maps of strings a null value becomes "", in these maps of quantities "0"; anywhere else a null
+# field is dropped (a nil pointer, list or map, or an empty string, all omitted when the object is encoded
+# again for the webhooks). `livenessProbe:` left empty is no probe, `resources:` left empty no resources.
+STRING_MAPS = frozenset({"labels", "annotations", "nodeSelector", "matchLabels", "volumeAttributes"})
+QUANTITY_MAPS = frozenset({"requests", "limits", "overhead"})
 
 
 class InputError(PodgateError):
     """A manifest that cannot be read or is not a Kubernetes object."""
+
+
+class NamespaceMismatch(InputError):
+    """The object names a namespace and -n names another: kubectl refuses that, and so does podgate."""
+
+    def __init__(self, where: str, own: str, given: str) -> None:
+        self.own, self.given = own, given
+        prefix = f"{where}: " if where else ""
+        super().__init__(
+            f'{prefix}the namespace from the provided object "{own}" does not match the namespace '
+            f"\"{given}\". You must pass '--namespace={own}' to perform this operation."
+        )
 
 
 @dataclass(frozen=True)
@@ -107,9 +125,14 @@ def request_for(obj: Mapping[str, Any], options: Options, source: str = "") -> d
     if not isinstance(obj, Mapping) or not isinstance(obj.get("apiVersion"), str):
         raise InputError(f"{source}: not a Kubernetes object (no apiVersion)")
     group, _, version = obj["apiVersion"].rpartition("/")
-    metadata = obj.get("metadata") or {}
-    namespace = options.namespace or metadata.get("namespace") or "default"
-    stored = apiserver_defaults(json.loads(json.dumps(obj)), namespace)
+    decoded = without_nulls(json.loads(json.dumps(obj)))
+    metadata = decoded.get("metadata") or {}
+    # As kubectl: the object's own namespace stands; -n only fills one in, and may not contradict it.
+    own = metadata.get("namespace")
+    if own and options.namespace and own != options.namespace:
+        raise NamespaceMismatch(source, own, options.namespace)
+    namespace = own or options.namespace or "default"
+    stored = apiserver_defaults(decoded, namespace)
     return {
         # Stable across runs (str hashes are salted per process), so outputs can be compared.
         "uid": f"podgate-apply-{zlib.crc32(source.encode()):08x}",
@@ -122,6 +145,18 @@ def request_for(obj: Mapping[str, Any], options: Options, source: str = "") -> d
         "oldObject": None,
         "dryRun": True,
     }
+
+
+def without_nulls(node: Any, parent: str = "") -> Any:
+    """The manifest as the apiserver decodes it into its typed object (see STRING_MAPS)."""
+    if isinstance(node, dict):
+        if parent in STRING_MAPS or parent in QUANTITY_MAPS:
+            empty = "" if parent in STRING_MAPS else "0"
+            return {key: empty if value is None else without_nulls(value) for key, value in node.items()}
+        return {key: without_nulls(value, key) for key, value in node.items() if value is not None}
+    if isinstance(node, list):
+        return [without_nulls(item) for item in node]
+    return node
 
 
 def apiserver_defaults(obj: dict[str, Any], namespace: str) -> dict[str, Any]:

@@ -26,30 +26,41 @@ __all__ = ["Progress", "Tally", "describe_changes", "table"]
 
 @dataclass
 class Tally:
-    """What `podgate apply` counts over every object it read."""
+    """What `podgate apply` counts over every object it read: the admitted ones are those it prints,
+    and mutated and warned count among them; a denied object is not stored, so not printed either."""
 
     read: int = 0
+    admitted: int = 0
     mutated: int = 0
-    denied: int = 0
     warned: int = 0
+    denied: int = 0
 
     def add(self, decision: Decision) -> None:
         self.read += 1
+        if not decision.allowed:
+            self.denied += 1
+            return
+        self.admitted += 1
         self.mutated += decision.mutated
-        self.denied += not decision.allowed
         self.warned += decision.outcome == "warned"
 
-    def render(self, *, terminal: bool) -> str:
+    def render(self, *, terminal: bool, printed: bool = True) -> str:
+        """`printed` false: bad input stopped the output, and the summary must not claim otherwise."""
+        admitted = "admitted, printed" if printed else "admitted, not printed (bad input)"
         counts = (
             ("read", self.read),
+            (admitted, self.admitted),
             ("mutated", self.mutated),
-            ("denied", self.denied),
             ("warned", self.warned),
+            ("denied", self.denied),
         )
         if terminal:
             return table(["OBJECTS", "COUNT"], [(name, str(count)) for name, count in counts])
         noun = "object" if self.read == 1 else "objects"
-        return f"summary: {self.read} {noun} read, " + ", ".join(f"{n} {name}" for name, n in counts[1:])
+        return (
+            f"summary: {self.read} {noun} read: {self.admitted} {admitted} ({self.mutated} mutated, "
+            f"{self.warned} warned), {self.denied} denied"
+        )
 
 
 class Progress:

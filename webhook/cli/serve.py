@@ -61,6 +61,20 @@ def register(subparsers: Any) -> None:
         help="CA bundle, PEM: require a client certificate from it for everything but /healthz and /readyz",
     )
     parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        default=None,
+        help="serve even with no policies (an empty directory or file), which admits everything "
+        "unchanged; without it, that is an error and the last good set stays ($PODGATE_ALLOW_EMPTY)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="read namespace labels and LimitRanges from this cluster (default: the pod's service account "
+        "if mounted; $KUBECONFIG or ~/.kube/config when a policy needs namespace labels); docs/cluster.md",
+    )
+    parser.add_argument("--context", metavar="NAME", help="the kubeconfig context (default: its current one)")
+    parser.add_argument(
         "--metrics-dir",
         metavar="DIR",
         help="Prometheus multiprocess directory, emptied at start (default: a temp dir)",
@@ -87,10 +101,12 @@ def run(args: argparse.Namespace) -> int:
     prepare_metrics_dir(settings.metrics_dir)
 
     # Imported only now: prometheus_client chooses its multiprocess storage when first imported.
+    from webhook.server.cluster import ClusterGate
     from webhook.server.serving import WebhookServer, open_sources
 
+    gate = ClusterGate(settings.kubeconfig, settings.context)
     try:
-        policies, certificates = open_sources(settings)
+        policies, certificates = open_sources(settings, gate.check)
     except PodgateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -100,7 +116,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    WebhookServer(settings, policies, certificates).run()
+    try:
+        cluster = gate.decide(policies.current())
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    WebhookServer(settings, policies, certificates, cluster=cluster).run()
     return 0
 
 

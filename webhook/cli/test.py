@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from webhook.cli.clusterfacts import add_cluster_flags, build_facts
 from webhook.cli.common import policies_path
+from webhook.cli.manifests import InputError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -24,6 +26,7 @@ def register(subparsers: Any) -> None:
         metavar="DIR|FILE",
         help="test files, or directories searched for them (default: the policy directory)",
     )
+    add_cluster_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -40,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     files = discover(paths)
     if not files:
         print(f"error: no test files (*-test.yaml, tests/*.yaml) in {', '.join(paths)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        cluster = build_facts(args, [])
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
     cache = PolicyCache()
@@ -62,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 for issue in error.issues:
                     print(f"  {issue}", file=sys.stderr)
                 continue
-            results.extend(run_suite(suite, policies))
+            results.extend(run_suite(suite, policies, cluster))
 
     # One table per test file: the file names a group of cases once instead of on every row.
     for suite_file in dict.fromkeys(r.suite for r in results):

@@ -58,6 +58,9 @@ class Decision:
     skipped: tuple[str, ...] = field(default=(), compare=False)
     # "Deployment web" when the object is a workload judged through the pods it will create.
     workload: str = ""
+    # The validation rules (policy, rule) that judged the object, violated or not: `podgate audit`
+    # reports the ones without a violation as passed.
+    checked: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def allowed(self) -> bool:

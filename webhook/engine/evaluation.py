@@ -9,10 +9,11 @@ from typing import Any
 from webhook.engine.decision import Change, Decision, Violation
 from webhook.engine.index import Ranked, candidates
 from webhook.engine.limits import over_limit
-from webhook.engine.match import refused_opt_out, why_not
+from webhook.engine.match import Undecided, refused_opt_out, why_not
 from webhook.engine.workloads import future_pod, labels_only, pod_request
 from webhook.errors import ReviewError
 from webhook.kube import jsoncodec
+from webhook.kube.cluster import NO_FACTS, ClusterFacts
 from webhook.kube.pods import PodView, template_of, view_of
 from webhook.kube.request import AdmissionRequest, parse_request
 from webhook.policy.model import BUILTIN_POLICY, Action, Policy, PolicyRule, PolicySet, Rule
@@ -24,7 +25,12 @@ LIMITS_RULE = "limits"
 
 
 def evaluate(
-    policies: PolicySet, request: Mapping[str, Any], *, validating: bool = False, explain: bool = False
+    policies: PolicySet,
+    request: Mapping[str, Any],
+    *,
+    validating: bool = False,
+    explain: bool = False,
+    cluster: ClusterFacts | None = None,
 ) -> Decision:
     """Judge one AdmissionReview `request` (a dict) against a policy set.
 
@@ -43,12 +49,24 @@ def evaluate(
     With `explain`, `Decision.skipped` says why each policy rule that was not applied was not; without
     it, rules that cannot apply to the request's kind, operation, namespace or labels are never
     looked at (webhook.engine.index), which is what keeps a large policy set cheap.
+
+    `cluster` is what is known of the cluster (webhook.kube.cluster): the namespace's labels, which a
+    policy's `namespaceSelector` reads, and its LimitRanges, which podgate's defaults must fit and whose
+    defaults a workload's pods get first. Without it nothing is known: a policy that needs the labels
+    is not applied, with a warning saying so.
     """
-    return evaluate_request(policies, parse_request(request), validating=validating, explain=explain)
+    return evaluate_request(
+        policies, parse_request(request), validating=validating, explain=explain, cluster=cluster
+    )
 
 
 def evaluate_request(
-    policies: PolicySet, request: AdmissionRequest, *, validating: bool = False, explain: bool = False
+    policies: PolicySet,
+    request: AdmissionRequest,
+    *,
+    validating: bool = False,
+    explain: bool = False,
+    cluster: ClusterFacts | None = None,
 ) -> Decision:
     original = request.object
     skipped = _out_of_scope(request)
@@ -58,13 +76,16 @@ def evaluate_request(
     view = view_of(working, request.kind, request.namespace)
     if view is None:
         return Decision(object=original, skipped=(f"kind {request.kind} has no pod template",))
+    facts = cluster or NO_FACTS
+    if facts.limit_ranges_known:
+        view.limit_ranges = facts.limit_ranges_of(request.namespace)
     excess = over_limit(view)
     if excess:
         # Denied, not waved through: an oversized pod must not be a way around the policies.
         violation = Violation(BUILTIN_POLICY, LIMITS_RULE, Action.ENFORCE, excess)
         return Decision(object=original, violations=(violation,), warnings=(str(violation),))
 
-    run = _Run(policies, request, explain)
+    run = _Run(policies, request, explain, facts, facts.labels_of(request.namespace))
     workload = ""
     if not view.is_workload:
         if not validating:
@@ -97,6 +118,7 @@ def evaluate_request(
         warnings=tuple(run.warnings),
         skipped=tuple(run.reasons),
         workload=workload,
+        checked=tuple(run.checked),
     )
 
 
@@ -107,10 +129,13 @@ class _Run:
     policies: PolicySet
     request: AdmissionRequest
     explain: bool
+    facts: ClusterFacts
+    namespace_labels: Mapping[str, str] | None
     changes: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    checked: list[tuple[str, str]] = field(default_factory=list)
 
     def mutate(
         self,
@@ -153,6 +178,8 @@ class _Run:
             for policy, rule in self._rules(validator.KEY, matching, kind, pod.labels):
                 if not self._applies(policy, rule, matching, pod, mutating=False, kind=kind):
                     continue
+                if (policy.name, rule.name) not in self.checked:
+                    self.checked.append((policy.name, rule.name))
                 for message in validator.check(pod, rule.params, self.request):
                     self.violations.append(Violation(policy.name, rule.name, rule.action, prefix + message))
 
@@ -167,9 +194,13 @@ class _Run:
         kind: str | None,
         where: str = "",
     ) -> bool:
-        reason = why_not(policy, matching, seen, mutating=mutating, kind=kind)
+        labels = self.namespace_labels
+        reason = why_not(policy, matching, seen, mutating=mutating, kind=kind, namespace_labels=labels)
         if reason:
             self.reasons.append(f"{policy.name}.{rule.name}{where}: {reason}")
+            if isinstance(reason, Undecided):
+                # Not a "no": the user should know a policy was left out, and why.
+                self._warn(f"{policy.name}: not applied: {reason}: {self.facts.unknown_hint}")
             return False
         refused = refused_opt_out(policy, matching, seen)
         if refused:
@@ -227,7 +258,9 @@ class _Run:
         mutating: bool,
     ) -> Ranked:
         scope = (key, kind or matching.kind, matching.operation, matching.namespace)
-        return candidates(self.policies, *scope, labels, mutating=mutating)
+        return candidates(
+            self.policies, *scope, labels, mutating=mutating, namespace_labels=self.namespace_labels
+        )
 
 
 def _out_of_scope(request: AdmissionRequest) -> str:

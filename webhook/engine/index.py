@@ -7,6 +7,10 @@ a given label (their selector's `matchLabels`, or an `In` of one value) and the 
 looks at the rest and at the rules its own labels name, so evaluation cost grows with the rules that
 could apply, not with every rule loaded (benchmarks/BENCHMARKS.md).
 
+A policy set with a `namespaceSelector` also prunes by the namespace's labels. Those change while a
+namespace's name does not, so then the labels are part of the memo key (None, unknown, prunes nothing):
+a relabelled namespace is looked up afresh, never served what its old labels selected.
+
 The memo lives on the PolicySet, so a reload starts a new one. It only prunes: match.why_not still
 decides every rule it returns, and tests/engine/test_index.py checks it never drops one that applies.
 """
@@ -58,12 +62,19 @@ def candidates(
     labels: Mapping[str, Any],
     *,
     mutating: bool,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> Ranked:
     """The rules of type `key` that could apply to a pod with `labels`, with their rules_of positions."""
-    memo_key = (key, kind, operation, namespace, mutating)
+    memo_key: tuple[Any, ...] = (key, kind, operation, namespace, mutating)
+    if policies.needs_namespace_labels:
+        known = None if namespace_labels is None else frozenset(namespace_labels.items())
+        memo_key = (*memo_key, known)
+    else:
+        namespace_labels = None  # no policy reads them: one memo entry per namespace, as before
     scoped = policies.memo.get(memo_key)
     if scoped is None:
-        scoped = _scope(policies.rules_of(key), kind, operation, namespace, mutating)
+        scope = (kind, operation, namespace, mutating, namespace_labels)
+        scoped = _scope(policies.rules_of(key), *scope)
         if len(policies.memo) >= MEMO_LIMIT:
             policies.memo.clear()
         policies.memo[memo_key] = scoped
@@ -71,12 +82,18 @@ def candidates(
 
 
 def _scope(
-    rules: tuple[PolicyRule, ...], kind: str, operation: str, namespace: str, mutating: bool
+    rules: tuple[PolicyRule, ...],
+    kind: str,
+    operation: str,
+    namespace: str,
+    mutating: bool,
+    namespace_labels: Mapping[str, str] | None,
 ) -> Scoped:
     unlabelled: list[tuple[int, PolicyRule]] = []
     by_label: dict[tuple[str, str], list[tuple[int, PolicyRule]]] = {}
     for position, (policy, rule) in enumerate(rules):
-        if not could_apply(policy, kind, operation, namespace, mutating=mutating):
+        scope = (kind, operation, namespace)
+        if not could_apply(policy, *scope, mutating=mutating, namespace_labels=namespace_labels):
             continue
         needed = needed_label(policy)
         if needed is None:

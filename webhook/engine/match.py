@@ -20,10 +20,29 @@ VALIDATE_OPERATIONS = frozenset({"CREATE", "UPDATE"})
 POD_KIND_SET = frozenset(POD_KINDS)
 
 
+class Undecided(str):
+    """A reason that is not a "no" but a "cannot tell": the policy needs namespace labels nobody knows.
+
+    The policy is not applied, and the evaluation says so in a warning (docs/cluster.md).
+    """
+
+    __slots__ = ()
+
+
+Labels = Mapping[str, str]
+
+
 def why_not(
-    policy: Policy, request: AdmissionRequest, pod: PodView, *, mutating: bool, kind: str | None = None
+    policy: Policy,
+    request: AdmissionRequest,
+    pod: PodView,
+    *,
+    mutating: bool,
+    kind: str | None = None,
+    namespace_labels: Labels | None = None,
 ) -> str | None:
-    """None when the policy applies; otherwise the first reason it does not.
+    """None when the policy applies; otherwise the first reason it does not (an Undecided one when it
+    needs `namespace_labels` and they are unknown, None).
 
     `kind` is what `match.kinds` is tested against when it is not the request's kind: a workload is
     judged through its future pod's request (a Pod CREATE by its controller), but a policy's kinds
@@ -34,8 +53,8 @@ def why_not(
         return f"namespace {namespace} is protected unless a policy names it"
     judged_kind = kind or request.kind
     return (
-        _why_not_match(policy.match, request, pod, mutating, judged_kind)
-        or _why_excluded(policy.exclude, request)
+        _why_not_match(policy.match, request, pod, mutating, judged_kind, namespace_labels)
+        or _why_excluded(policy.exclude, request, namespace_labels)
         or _why_opted_out(policy.opt_out, request, pod)
     )
 
@@ -53,31 +72,64 @@ def named_namespaces(match: Match) -> set[str]:
     return {n for m in (match, *match.any) for n in m.namespaces if not is_glob(n)}
 
 
-def could_apply(policy: Policy, kind: str, operation: str, namespace: str, *, mutating: bool) -> bool:
-    """Whether a policy could apply to a request of this kind, operation and namespace, whatever its
-    labels and user: the part of why_not that webhook.engine.index may remember per policy set."""
+def could_apply(
+    policy: Policy,
+    kind: str,
+    operation: str,
+    namespace: str,
+    *,
+    mutating: bool,
+    namespace_labels: Labels | None = None,
+) -> bool:
+    """Whether a policy could apply to a request of this kind, operation and namespace (with these
+    namespace labels, None when unknown), whatever its pod labels and user: the part of why_not that
+    webhook.engine.index may remember per policy set."""
     if namespace in PROTECTED_NAMESPACES and namespace not in named_namespaces(policy.match):
         return False
+
+    def possible(m: Match) -> bool:
+        if _why_not_scope(m, kind, operation, namespace, mutating):
+            return False
+        # Unknown labels prune nothing: why_not must see the policy to say it cannot be decided.
+        return not _why_not_namespace(m, namespace, namespace_labels) or namespace_labels is None
+
     match = policy.match
-    if _why_not_scope(match, kind, operation, namespace, mutating):
-        return False
-    return not match.any or any(
-        not _why_not_scope(m, kind, operation, namespace, mutating) for m in match.any
-    )
+    return possible(match) and (not match.any or any(possible(m) for m in match.any))
 
 
 def _why_not_match(
-    match: Match, request: AdmissionRequest, pod: PodView, mutating: bool, kind: str
+    match: Match,
+    request: AdmissionRequest,
+    pod: PodView,
+    mutating: bool,
+    kind: str,
+    namespace_labels: Labels | None,
 ) -> str | None:
     reason = _why_not_scope(match, kind, request.operation, request.namespace, mutating)
     if reason:
         return reason
     if match.selector is not None and not match.selector.matches(pod.labels):
         return f"labels do not match selector {match.selector}"
+    reason = _why_not_namespace(match, request.namespace, namespace_labels)
+    if reason:
+        return reason
     if match.any:
-        reasons = [_why_not_match(m, request, pod, mutating, kind) for m in match.any]
+        reasons = [_why_not_match(m, request, pod, mutating, kind, namespace_labels) for m in match.any]
         if all(reasons):
-            return " and ".join(r for r in reasons if r)
+            joined = " and ".join(r for r in reasons if r)
+            # Had the labels been known, an undecided alternative might have matched.
+            return Undecided(joined) if any(isinstance(r, Undecided) for r in reasons) else joined
+    return None
+
+
+def _why_not_namespace(match: Match, namespace: str, labels: Labels | None) -> str | None:
+    selector = match.namespace_selector
+    if selector is None:
+        return None
+    if labels is None:
+        return Undecided(f"labels of namespace {namespace} are unknown")
+    if not selector.matches(labels):
+        return f"labels of namespace {namespace} do not match namespaceSelector {selector}"
     return None
 
 
@@ -95,13 +147,21 @@ def _why_not_scope(match: Match, kind: str, operation: str, namespace: str, muta
     return None
 
 
-def _why_excluded(exclude: Exclude, request: AdmissionRequest) -> str | None:
+def _why_excluded(exclude: Exclude, request: AdmissionRequest, labels: Labels | None) -> str | None:
     if not exclude:
         return None
     if any(fnmatchcase(request.namespace, glob) for glob in exclude.namespaces):
         return f"namespace {request.namespace} is excluded"
     who = _who(exclude, request)
-    return f"{who} is excluded" if who else None
+    if who:
+        return f"{who} is excluded"
+    selector = exclude.namespace_selector
+    if selector is not None:
+        if labels is None:
+            return Undecided(f"labels of namespace {request.namespace} are unknown")
+        if selector.matches(labels):
+            return f"namespace {request.namespace} is excluded by namespaceSelector {selector}"
+    return None
 
 
 def _why_opted_out(opt_out: OptOut | None, request: AdmissionRequest, pod: PodView) -> str | None:

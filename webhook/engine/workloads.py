@@ -7,6 +7,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from webhook.kube import jsoncodec
+from webhook.kube.limitrange import apply_defaults
 from webhook.kube.pods import PodView
 from webhook.kube.request import AdmissionRequest
 
@@ -66,9 +67,12 @@ def future_pod(request: AdmissionRequest, template: PodView) -> tuple[PodView, A
     pod["metadata"]["namespace"] = request.namespace
     pod["metadata"]["labels"] = future_labels(request, template)
     apiserver_pod_defaults(pod["spec"], daemon=request.kind == "DaemonSet")
+    # The LimitRanger plugin defaults the pod's limits and requests before any webhook sees it.
+    apply_defaults(pod, template.limit_ranges)
     if request.kind == "StatefulSet":
         _stateful_identity(pod["spec"], request)
-    return PodView(pod, request.namespace, request.kind, template.path), pod_request(request, pod)
+    view = PodView(pod, request.namespace, request.kind, template.path, template.limit_ranges)
+    return view, pod_request(request, pod)
 
 
 def future_labels(request: AdmissionRequest, template: PodView) -> dict[str, str]:

@@ -10,6 +10,8 @@ PREFIX_MAX = 253
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Kubernetes' rule for env var names (validation.IsEnvVarName).
+_ENV_VAR_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _NAME_RULE = "characters of A-Z, a-z, 0-9, '-', '_' or '.', starting and ending with a letter or digit"
 
 
@@ -37,5 +39,15 @@ def dns_label_problem(name: str) -> str | None:
     if len(name) > NAME_MAX or not _DNS_LABEL.match(name):
         return (
             f"must be at most {NAME_MAX} lower-case letters, digits or '-', starting and ending alphanumeric"
+        )
+    return None
+
+
+def env_var_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid environment variable name; None when it is."""
+    if not _ENV_VAR_NAME.match(name):
+        return (
+            "must be a valid environment variable name: letters, digits, '_', '-' and '.', "
+            f"not starting with a digit (got {name!r})"
         )
     return None

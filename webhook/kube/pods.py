@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
+
+from webhook.kube.limitrange import LimitRange
 
 # The path from the object to its pod template (a PodTemplateSpec: metadata + spec).
 # A Pod is its own template: its metadata and spec sit at the top.
@@ -41,6 +45,11 @@ class PodView:
     namespace: str
     kind: str
     path: tuple[str, ...]
+    # The namespace's LimitRanges, when known (webhook.kube.cluster): a mutator's defaults must fit them.
+    limit_ranges: tuple[LimitRange, ...] = ()
+    # Image globs whose containers this view does not show: a rule's `exemptImages`
+    # (webhook/rules/exemptions.py), so every rule that walks containers skips them the same way.
+    exempt_images: tuple[str, ...] = ()
 
     @property
     def metadata(self) -> MutableMapping[str, Any]:
@@ -70,7 +79,38 @@ class PodView:
             if (list_name == "initContainers" and not init) or (list_name == "containers" and not regular):
                 continue
             for index, container in enumerate(self.template.get("spec", {}).get(list_name) or []):
+                if self.exempt_images and image_matches(container, self.exempt_images):
+                    continue
                 yield Container(container, list_name, index, self.path)
+
+    def exempting(self, images: tuple[str, ...]) -> PodView:
+        """The same pod (edits reach it) without the containers whose image matches one of `images`."""
+        return dataclasses.replace(self, exempt_images=(*self.exempt_images, *images))
+
+
+# What a pod may budget for all its containers at once in spec.resources (beta, on by default since
+# Kubernetes 1.34): the apiserver refuses any other name there but hugepages-*, which podgate never sets.
+POD_LEVEL_RESOURCES = ("cpu", "memory")
+
+
+def pod_level_resources(
+    spec: Mapping[str, Any], fields: tuple[str, ...] = ("requests", "limits")
+) -> frozenset[str]:
+    """The resources the pod budgets as a whole: named in spec.resources.<field> for one of `fields`.
+
+    For requests, a pod-level limit alone counts too (the default): the apiserver then defaults the
+    pod-level request (to the sum of the containers' requests, or to the limit), and the scheduler uses
+    it instead of the containers'.
+    """
+    resources = spec.get("resources")
+    if not isinstance(resources, Mapping):
+        return frozenset()
+    named: set[str] = set()
+    for field in fields:
+        values = resources.get(field)
+        if isinstance(values, Mapping):
+            named.update(name for name in POD_LEVEL_RESOURCES if name in values)
+    return frozenset(named)
 
 
 @dataclass
@@ -102,6 +142,12 @@ class Container:
     def path(self, *parts: str | int) -> tuple[str | int, ...]:
         """Pointer parts of a field of this container, relative to the admitted object."""
         return (*self.prefix, "spec", self.list_name, self.index, *parts)
+
+
+def image_matches(container: Any, globs: tuple[str, ...]) -> bool:
+    """Whether a container's image, as written in the pod, matches one of the globs (fnmatch)."""
+    image = container.get("image") if isinstance(container, Mapping) else None
+    return isinstance(image, str) and any(fnmatchcase(image, glob) for glob in globs)
 
 
 def view_of(obj: MutableMapping[str, Any], kind: str, namespace: str) -> PodView | None:

@@ -12,10 +12,11 @@ from typing import Any
 import jsonschema
 
 from webhook.errors import PolicyError, PolicyIssue
-from webhook.kube.selector import parse_selector
-from webhook.policy.model import BUILTIN_POLICY, Action, Exclude, Match, Policy, PolicySet, Rule
-from webhook.policy.optout import DEFAULT_ANNOTATION, parse_opt_out, subject_fields
+from webhook.policy.consistency import conflicts
+from webhook.policy.model import BUILTIN_POLICY, Action, Match, Policy, PolicySet, Rule
+from webhook.policy.optout import DEFAULT_ANNOTATION, parse_opt_out
 from webhook.policy.schema import policy_schema
+from webhook.policy.scope import never_applies, parse_exclude, parse_match
 from webhook.policy.yamlsource import Document, read_documents
 from webhook.rules import Locator, Mutator, RuleDocument, RuleParseError, Validator
 from webhook.rules.mutators import MUTATORS
@@ -26,9 +27,21 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = ("-test.yaml", "-test.yml")
 
 
-def load_policies(path: str | Path) -> PolicySet:
-    """Load a policy file or a directory of them (not recursive: ConfigMap mounts are flat)."""
-    return parse_sources(read_sources(path))
+# With no policies podgate admits every pod unchanged: an emptied file or directory must not pass for a
+# policy change. `serve --allow-empty` (PODGATE_ALLOW_EMPTY) is how an operator says it is meant.
+NO_POLICY_FILES = "no policy files (*.yaml, *.yml): with no policies podgate enforces nothing"
+NO_DOCUMENT = "holds no policy document: delete the file to remove its policies"
+
+
+def load_policies(path: str | Path, *, allow_empty: bool = False) -> PolicySet:
+    """Load a policy file or a directory of them (not recursive: ConfigMap mounts are flat).
+
+    No policy at all, or a file without a document, is a PolicyError unless `allow_empty`.
+    """
+    sources = read_sources(path)
+    if not sources and not allow_empty:
+        raise PolicyError([PolicyIssue(str(path), 0, "", NO_POLICY_FILES)])
+    return parse_sources(sources, allow_empty=allow_empty)
 
 
 def read_sources(path: str | Path) -> list[tuple[str, str]]:
@@ -67,14 +80,19 @@ def read_sources(path: str | Path) -> list[tuple[str, str]]:
     return sources
 
 
-def parse_sources(sources: Iterable[tuple[str, str]]) -> PolicySet:
-    """Build a PolicySet from (file name, text) pairs, or raise PolicyError with every issue found."""
+def parse_sources(sources: Iterable[tuple[str, str]], *, allow_empty: bool = False) -> PolicySet:
+    """Build a PolicySet from (file name, text) pairs, or raise PolicyError with every issue found.
+
+    A file with no document (emptied, or only comments) is an issue unless `allow_empty`.
+    """
     sources = sorted(sources)
     issues: list[PolicyIssue] = []
     policies: dict[str, tuple[Policy, str]] = {}
     for file, text in sources:
         documents, yaml_issues = read_documents(text, file)
         issues.extend(yaml_issues)
+        if not documents and not yaml_issues and not allow_empty:
+            issues.append(PolicyIssue(file, 1, "", NO_DOCUMENT))
         for document in documents:
             policy = _parse_document(document, file, issues)
             if policy is None:
@@ -95,6 +113,7 @@ def parse_sources(sources: Iterable[tuple[str, str]]) -> PolicySet:
                 )
                 continue
             policies[policy.name] = (policy, policy.source)
+    issues.extend(conflicts(policy for policy, _ in policies.values()))
     if issues:
         raise PolicyError([_printable(issue) for issue in issues])
     digest = hashlib.sha256()
@@ -156,7 +175,7 @@ def _parse_policy(data: Mapping[str, Any], at: Locator, issues: list[PolicyIssue
     name = data["metadata"]["name"]
     spec = data["spec"]
     match = parse_match(spec.get("match") or {}, at.child("spec", "match"))
-    exclude = parse_exclude(spec.get("exclude") or {})
+    exclude = parse_exclude(spec.get("exclude") or {}, at.child("spec", "exclude"))
     try:
         opt_out = parse_opt_out(spec.get("allowOptOut"), at.child("spec", "allowOptOut"), DEFAULT_ANNOTATION)
     except RuleParseError as error:
@@ -185,39 +204,8 @@ def _parse_policy(data: Mapping[str, Any], at: Locator, issues: list[PolicyIssue
         source=at.where(),
         description=str(spec.get("description", "")),
     )
-    issues.extend(_never_applies(policy, at.child("spec")))
+    issues.extend(never_applies(policy, at.child("spec")))
     return policy
-
-
-def _never_applies(policy: Policy, at: Locator) -> list[PolicyIssue]:
-    """Policies that would silently do nothing, given how workloads are judged (docs/workloads.md)."""
-    kinds, operations = policy.match.kinds, policy.match.operations
-    mutates = any(rule.mutates for rule in policy.rules)
-    validates = any(not rule.mutates for rule in policy.rules)
-    workloads_only = kinds is not None and "Pod" not in kinds
-    issues = []
-    if mutates and not policy.mutate_templates and workloads_only:
-        issues.append(
-            at.issue(
-                "lists no Pod, so this policy's mutations never apply: workloads' pods get mutations "
-                "when they are created, templates only with mutateTemplates: true",
-                "match",
-                "kinds",
-            )
-        )
-    if policy.mutate_templates and (not mutates or (kinds is not None and kinds <= {"Pod"})):
-        why = "the policy has no mutation rule" if not mutates else "match.kinds lists no workload kind"
-        issues.append(at.issue(f"has no effect: {why}", "mutateTemplates"))
-    if validates and workloads_only and operations is not None and "CREATE" not in operations:
-        issues.append(
-            at.issue(
-                "lacks CREATE, so these workloads are never judged: a workload is judged as the pods "
-                "it will create, and pods are only ever created",
-                "match",
-                "operations",
-            )
-        )
-    return issues
 
 
 def _parse_rule(raw: Mapping[str, Any], at: Locator) -> Rule:
@@ -233,29 +221,10 @@ def _parse_rule(raw: Mapping[str, Any], at: Locator) -> Rule:
         if "action" in raw:
             raise at.error("only validation rules take an action; mutations always apply", "action")
         params = mutators[key].parse(raw[key], at.child(key))
-        return Rule(raw["name"], key, True, params, Action.ENFORCE, at.where())
+        return Rule(raw["name"], key, True, params, Action.ENFORCE, at.where(), at.child(key))
     params = validators[key].parse(raw[key], at.child(key))
-    return Rule(raw["name"], key, False, params, Action(raw.get("action", "enforce")), at.where())
-
-
-def parse_match(raw: Mapping[str, Any], at: Locator) -> Match:
-    selector = None
-    if "selector" in raw:
-        try:
-            selector = parse_selector(raw["selector"])
-        except ValueError as error:
-            raise at.error(str(error), "selector") from None
-    return Match(
-        kinds=frozenset(raw["kinds"]) if "kinds" in raw else None,
-        operations=frozenset(raw["operations"]) if "operations" in raw else None,
-        namespaces=tuple(raw.get("namespaces", ())),
-        selector=selector,
-        any=tuple(parse_match(alt, at.child("any", i)) for i, alt in enumerate(raw.get("any", ()))),
-    )
-
-
-def parse_exclude(raw: Mapping[str, Any]) -> Exclude:
-    return Exclude(namespaces=tuple(raw.get("namespaces", ())), **subject_fields(raw))
+    action = Action(raw.get("action", "enforce"))
+    return Rule(raw["name"], key, False, params, action, at.where(), at.child(key))
 
 
 def schema_issues(error: jsonschema.ValidationError, at: Locator) -> list[PolicyIssue]:

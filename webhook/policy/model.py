@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.kube.selector import Selector
+from webhook.rules import Locator
 
 API_VERSION = "podgate.io/v1alpha1"
 # The name podgate's own checks (webhook/engine/limits.py) report under; no policy file may take it.
@@ -29,6 +31,8 @@ class Match:
     operations: frozenset[str] | None = None
     namespaces: tuple[str, ...] = ()  # globs
     selector: Selector | None = None
+    # On the namespace's labels, which the request does not carry: they come from ClusterFacts.
+    namespace_selector: Selector | None = None
     # Alternatives OR-ed together and AND-ed with the criteria above: "a test namespace, or a pod
     # labelled as test" is one policy, not two copies of it.
     any: tuple[Match, ...] = ()
@@ -42,9 +46,16 @@ class Exclude:
     users: tuple[str, ...] = ()  # globs on userInfo.username
     groups: frozenset[str] = frozenset()
     service_accounts: frozenset[str] = frozenset()  # "namespace/name"
+    namespace_selector: Selector | None = None  # on the namespace's labels
 
     def __bool__(self) -> bool:
-        return bool(self.namespaces or self.users or self.groups or self.service_accounts)
+        return bool(
+            self.namespaces
+            or self.users
+            or self.groups
+            or self.service_accounts
+            or self.namespace_selector is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class Rule:
     params: Any
     action: Action = Action.ENFORCE
     source: str = ""  # file:line, for messages and --explain
+    # Where its parameters are written, for the checks across rules at load (webhook/policy/consistency.py).
+    at: Locator | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,13 @@ class Policy:
     source: str = ""
     description: str = ""
 
+    @property
+    def needs_namespace_labels(self) -> bool:
+        matches = (self.match, *self.match.any)
+        return self.exclude.namespace_selector is not None or any(
+            m.namespace_selector is not None for m in matches
+        )
+
 
 PolicyRule = tuple[Policy, Rule]
 
@@ -93,9 +113,7 @@ class PolicySet:
     _by_key: dict[str, tuple[PolicyRule, ...]] = field(init=False, repr=False, compare=False)
     # A cache, not state: which rules could apply to a (rule type, kind, operation, namespace); see
     # webhook/engine/index.py. It only ever holds what can be recomputed from the frozen fields above.
-    memo: dict[tuple[str, str, str, str, bool], Any] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
+    memo: dict[tuple[Any, ...], Any] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         by_key: dict[str, list[PolicyRule]] = {}
@@ -103,6 +121,11 @@ class PolicySet:
             for rule in policy.rules:
                 by_key.setdefault(rule.key, []).append((policy, rule))
         object.__setattr__(self, "_by_key", {key: tuple(rules) for key, rules in by_key.items()})
+
+    @functools.cached_property
+    def needs_namespace_labels(self) -> bool:
+        """Whether any policy selects or excludes namespaces by their labels (ClusterFacts)."""
+        return any(policy.needs_namespace_labels for policy in self.policies)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -38,6 +38,11 @@ def _match_schema(nested: bool = False) -> dict[str, Any]:
         "operations": {"type": "array", "items": {"enum": list(OPERATIONS[:2])}, "minItems": 1},
         "namespaces": {**STRINGS, "description": "namespace globs (fnmatch: *, ?, [...])"},
         "selector": SELECTOR_SCHEMA,
+        "namespaceSelector": {
+            **SELECTOR_SCHEMA,
+            "description": "on the labels of the pod's namespace, which podgate learns from the cluster "
+            "(docs/cluster.md)",
+        },
     }
     if not nested:
         properties["any"] = {
@@ -53,7 +58,14 @@ def _exclude_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"namespaces": STRINGS, **SUBJECT_PROPERTIES},
+        "properties": {
+            "namespaces": STRINGS,
+            "namespaceSelector": {
+                **SELECTOR_SCHEMA,
+                "description": "leave alone namespaces whose labels match (docs/cluster.md)",
+            },
+            **SUBJECT_PROPERTIES,
+        },
     }
 
 

@@ -109,7 +109,7 @@ class Mutator(Protocol):
 
 
 class Validator(Protocol):
-    """A module in webhook/rules/validators/: returns one message per problem, the engine applies the action."""
+    """A module in webhook/rules/validators/: one message per problem; the engine applies the action."""
 
     KEY: str
     SCHEMA: Mapping[str, Any]

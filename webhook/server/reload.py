@@ -13,8 +13,10 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from webhook.errors import PolicyError
@@ -24,6 +26,10 @@ from webhook.server.logs import FIELDS, LOGGER, fields
 from webhook.server.tls import DEFAULT_READ_TIMEOUT, server_context
 
 log = logging.getLogger(f"{LOGGER}.reload")
+
+# While the files on disk do not load, say so again this often: one error line at the time of the edit
+# scrolls away, and the server keeps serving the last good set as if nothing were wrong.
+REMIND_EVERY = 60.0
 
 
 def policy_files(root: Path) -> list[Path]:
@@ -66,32 +72,62 @@ class ReloadOutcome:
     digest: str | None
     previous: str | None
     error: Exception | None = None
+    # Set on a reminder that the files still do not load: seconds since the first failed attempt.
+    failing_for: float | None = None
+    # Unix time of the attempt, for the last-success metric.
+    at: float = 0.0
 
     @property
     def loaded(self) -> bool:
         return self.error is None
+
+    @property
+    def reminder(self) -> bool:
+        """Not an attempt: the failure of an earlier one, repeated because it persists."""
+        return self.failing_for is not None
 
 
 Listener = Callable[[ReloadOutcome], None]
 
 
 class PolicySource:
-    """The policy set currently served, reloaded from `path` when its files change."""
+    """The policy set currently served, reloaded from `path` when its files change.
 
-    def __init__(self, path: Path, loader: Callable[[str], PolicySet] = load_policies) -> None:
+    While the files do not load, `failing()` is true and every poll after `remind_every` seconds
+    repeats the failure to the listeners (an outcome with `failing_for` set) until a load succeeds.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        loader: Callable[[str], PolicySet] | None = None,
+        *,
+        allow_empty: bool = False,
+        remind_every: float = REMIND_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
-        self._loader = loader
+        self._loader = loader or partial(load_policies, allow_empty=allow_empty)
         self._policies: PolicySet | None = None
         self._signature: tuple[tuple[str, str, int, int], ...] | None = None
         self._attempted: str | None = None
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._remind_every, self._clock, self._wall_clock = remind_every, clock, wall_clock
+        self._failure: ReloadOutcome | None = None  # the last failed attempt, until a load succeeds
+        self._failing_since = self._reminded = 0.0
+        self.loaded_at: float | None = None  # Unix time the served set was loaded
 
     def current(self) -> PolicySet | None:
         return self._policies
 
     def healthy(self) -> bool:
         return self._policies is not None
+
+    def failing(self) -> bool:
+        """The files on disk did not load at the last attempt (the last good set, if any, is served)."""
+        return self._failure is not None
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -102,12 +138,12 @@ class PolicySource:
             files = policy_files(self.path)
             signature = stat_signature(files)
             if signature == self._signature:
-                return None
-            content = fingerprint(files)
-            if content == self._attempted:
+                outcome = self._reminder()
+            elif (content := fingerprint(files)) == self._attempted:
                 self._signature = signature
-                return None
-            outcome = self._load(content)
+                outcome = self._reminder()
+            else:
+                outcome = self._load(content)
             if outcome is None:
                 return None
         for listener in self._listeners:
@@ -127,10 +163,22 @@ class PolicySource:
         if fingerprint(files) != content:
             return None
         self._signature, self._attempted = stat_signature(files), content
+        now, at = self._clock(), self._wall_clock()
         if policies is None:
-            return ReloadOutcome(str(self.path), None, previous, error)
-        self._policies = policies
-        return ReloadOutcome(str(self.path), policies.digest, previous)
+            if self._failure is None:
+                self._failing_since = now
+            self._reminded = now
+            self._failure = ReloadOutcome(str(self.path), None, previous, error, at=at)
+            return self._failure
+        self._policies, self._failure, self.loaded_at = policies, None, at
+        return ReloadOutcome(str(self.path), policies.digest, previous, at=at)
+
+    def _reminder(self) -> ReloadOutcome | None:
+        now = self._clock()
+        if self._failure is None or now - self._reminded < self._remind_every:
+            return None
+        self._reminded = now
+        return replace(self._failure, failing_for=now - self._failing_since, at=self._wall_clock())
 
 
 class CertificateSource:
@@ -244,7 +292,11 @@ def log_outcome(what: str) -> Listener:
         error = outcome.error
         problems = [str(issue) for issue in error.issues] if isinstance(error, PolicyError) else [str(error)]
         context[FIELDS]["problems"] = problems
-        if outcome.previous is None:
+        if outcome.failing_for is not None:
+            context[FIELDS]["failingSeconds"] = round(outcome.failing_for)
+            serving = "; still serving the last good ones" if outcome.previous is not None else ""
+            log.error("%s still do not load%s", what, serving, extra=context)
+        elif outcome.previous is None:
             log.error("%s did not load", what, extra=context)
         else:
             log.error("%s did not load; still serving the last good ones", what, extra=context)

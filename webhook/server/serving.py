@@ -8,6 +8,7 @@ the directory is broken by then. Each worker then polls for changes on its own t
 from __future__ import annotations
 
 import logging
+import select
 import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,8 +17,11 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from webhook.kube import jsoncodec
+from webhook.policy.loader import load_policies
+from webhook.policy.model import PolicySet
 from webhook.server.app import create_app
-from webhook.server.logs import LOGGER, fields, gunicorn_logconfig
+from webhook.server.cluster import ClusterCache
+from webhook.server.logs import LOGGER, GunicornLogger, fields, gunicorn_logconfig
 from webhook.server.metrics import Metrics, mark_worker_dead
 from webhook.server.reload import CertificateSource, PolicySource, Poller, ReloadOutcome, log_outcome
 from webhook.server.settings import Settings
@@ -25,9 +29,11 @@ from webhook.server.tls import verified_client
 
 log = logging.getLogger(f"{LOGGER}.serving")
 
-# gthread: connections the apiserver keeps alive wait in the worker's poller, not in a thread, and
-# TLS handshakes are done once per connection (benchmarks/README.md has the comparison with sync).
-WORKER_CLASS = "gthread"
+# gthread's request handling, with no thread waiting for a silent connection (webhook/server/worker.py):
+# kept-alive and freshly dialled connections wait in epoll, not in a thread, and TLS handshakes are done
+# once per connection (benchmarks/README.md has the comparison with sync). It needs Linux's epoll;
+# elsewhere (a laptop) gunicorn's own gthread, whose threads such connections can hold.
+WORKER_CLASS = "webhook.server.worker.PodgateWorker" if hasattr(select, "epoll") else "gthread"
 # gunicorn kills a worker whose main loop is silent this long; evaluation is milliseconds.
 WORKER_TIMEOUT = 30
 # An AdmissionReview's headers are few; the apiserver's audit-id etc. fit well within this.
@@ -42,13 +48,21 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class WebhookServer(BaseApplication):  # type: ignore[misc]
     """`podgate serve`: a gunicorn application whose WSGI app is built from already-loaded sources."""
 
-    def __init__(self, settings: Settings, policies: PolicySource, certificates: CertificateSource) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policies: PolicySource,
+        certificates: CertificateSource,
+        *,
+        cluster: ClusterCache | None = None,
+    ) -> None:
         self.settings = settings
         self.policies = policies
         self.certificates = certificates
+        self.cluster = cluster
         self.metrics = Metrics()
         self.application: Flask = create_app(
-            policies, settings, metrics=self.metrics, certificates=certificates
+            policies, settings, metrics=self.metrics, certificates=certificates, cluster=cluster
         )
         super().__init__()
 
@@ -69,6 +83,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "keyfile": str(s.key),
             "ssl_context": self.ssl_context,
             "logconfig_dict": gunicorn_logconfig(),
+            "logger_class": GunicornLogger,
             "accesslog": None,
             "proc_name": "podgate",
             "post_worker_init": self.post_worker_init,
@@ -89,12 +104,17 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def post_worker_init(self, worker: Any) -> None:
         """In each worker: count reloads, report the served set, then poll on a background thread."""
-        self.policies.subscribe(self._count_policy_reload)
+        self.policies.subscribe(self.metrics.policy_reload)
         self.certificates.subscribe(self._count_certificate_reload)
+        # The set inherited from the master, loaded before the fork: the master itself records no
+        # value (its gauges would outlive every worker in multiprocess mode).
         current = self.policies.current()
         if current is not None:
-            self.metrics.serving(current.digest, None)
+            self.metrics.policies_loaded(current.digest, None, self.policies.loaded_at or 0.0)
         Poller([self.policies, self.certificates], self.settings.reload_interval).start()
+        if self.cluster is not None:
+            # Per worker: the watch threads of the master would not survive the fork.
+            self.cluster.start()
 
     def child_exit(self, server: Any, worker: Any) -> None:
         mark_worker_dead(worker.pid)
@@ -112,13 +132,9 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
                 failMode=self.settings.fail_mode,
                 readTimeout=self.settings.read_timeout,
                 clientCertificates=self.settings.client_ca is not None,
+                clusterFacts=self.cluster is not None,
             ),
         )
-
-    def _count_policy_reload(self, outcome: ReloadOutcome) -> None:
-        self.metrics.policy_reloads.labels("loaded" if outcome.loaded else "error").inc()
-        if outcome.loaded and outcome.digest is not None:
-            self.metrics.serving(outcome.digest, outcome.previous)
 
     def _count_certificate_reload(self, outcome: ReloadOutcome) -> None:
         self.metrics.certificate_reloads.labels("loaded" if outcome.loaded else "error").inc()
@@ -151,11 +167,22 @@ class ClientCertificateGate:
         return [body]
 
 
-def open_sources(settings: Settings) -> tuple[PolicySource, CertificateSource]:
-    """Load the policies and the certificate once, with logging; the caller checks healthy()."""
+def open_sources(
+    settings: Settings, check: Callable[[PolicySet], PolicySet] | None = None
+) -> tuple[PolicySource, CertificateSource]:
+    """Load the policies and the certificate once, with logging; the caller checks healthy().
+
+    `check` is applied to every policy set loaded, this one and each reload (ClusterGate.check).
+    """
     if settings.cert is None or settings.key is None:
         raise ValueError("serving needs --cert and --key")
-    policies = PolicySource(settings.policies)
+
+    def checked(path: str) -> PolicySet:
+        assert check is not None
+        return check(load_policies(path, allow_empty=settings.allow_empty))
+
+    loader = checked if check is not None else None
+    policies = PolicySource(settings.policies, loader, allow_empty=settings.allow_empty)
     policies.subscribe(log_outcome("policies"))
     certificates = CertificateSource(
         settings.cert, settings.key, client_ca=settings.client_ca, read_timeout=settings.read_timeout

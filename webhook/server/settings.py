@@ -45,6 +45,13 @@ class Settings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     # CA bundle client certificates must chain to; None: no client certificates are asked for.
     client_ca: Path | None = None
+    # Where the cluster facts come from (docs/cluster.md): a kubeconfig file and its context; without
+    # one, the pod's service account token if mounted, else no cluster at all.
+    kubeconfig: Path | None = None
+    context: str | None = None
+    # No policies (an empty directory, an emptied file) is an error unless this says it is meant:
+    # with none, podgate admits everything unchanged.
+    allow_empty: bool = False
 
 
 def env_name(field_name: str) -> str:
@@ -100,6 +107,22 @@ def _byte_size(raw: str) -> int:
     return value
 
 
+def _boolean(raw: str) -> bool:
+    # The flag passes True; a variable says true or false (or 1/0), like Kubernetes' own boolean flags.
+    value = raw.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw
+
+
 def _fail_mode(raw: str) -> FailMode:
     for mode in FAIL_MODES:
         if raw == mode:
@@ -135,6 +158,9 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "metrics_dir": _path,
     "read_timeout": _positive_float,
     "client_ca": _path,
+    "kubeconfig": _path,
+    "context": _text,
+    "allow_empty": _boolean,
 }
 
 

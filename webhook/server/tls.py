@@ -1,11 +1,12 @@
 """The TLS podgate speaks, and sockets a slow client cannot hold.
 
 gunicorn asks for a context for every connection it accepts and wraps the socket without a
-handshake; the handshake then happens inside the first read, in a request thread. Left alone,
-that read and every later one block for as long as the client likes: a client that sends a byte
-now and then (a slowloris) keeps a thread, and a few such clients keep them all. The sockets made
-here give each request a deadline instead: from the first read for a request (the TLS handshake
-included, on a new connection) to its last body byte, the client has `read_timeout` seconds.
+handshake. A blocking read on it waits for as long as the client likes: a client that sends a byte
+now and then (a slowloris) keeps a request thread, and a few such clients keep them all. The sockets
+made here give each request a deadline instead: from the first read for a request (the TLS handshake
+included, when gunicorn's own gthread worker does it in that read) to its last body byte, the client
+has `read_timeout` seconds. podgate's worker (webhook/server/worker.py) does the handshake without a
+thread and hands a connection to one only once request bytes are there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 # The apiserver sends a whole review at once, in milliseconds; see docs/server.md for the choice.
 DEFAULT_READ_TIMEOUT = 10.0
+# Each settimeout() is a system call (an ioctl): a read may start with the timeout set by an earlier
+# one, and so end at most this share of the read timeout past the deadline (0.1 s of 10 s).
+SLACK = 0.01
 
 
 class SlowClient(TimeoutError):
@@ -37,23 +41,29 @@ class SlowClient(TimeoutError):
 class DeadlineSocket(ssl.SSLSocket):
     """An SSLSocket whose reads share one deadline per request.
 
-    gunicorn's gthread worker calls `setblocking(True)` when it hands a connection to a thread and
-    `setblocking(False)` when it parks a kept-alive connection between requests; that is where a
-    request starts and ends. The deadline is armed by the first read, not at hand-over, so time
-    spent queued for a busy thread is not charged to the client.
+    A request starts with its first read and ends with `end_request()`, which podgate's worker calls
+    after each response; gunicorn's gthread worker calls `setblocking(False)` when it parks a kept-alive
+    connection between requests, which ends it too. The deadline is armed by the first read, not at
+    hand-over, so time spent queued for a busy thread is not charged to the client.
     """
 
     # Class-level defaults: SSLContext.wrap_socket builds these without calling __init__.
     _deadline: float | None = None
     _expired = False
+    _seconds: float | None = None
 
     def setblocking(self, flag: bool) -> None:
         super().setblocking(flag)
         if not flag:
             self._deadline = None
 
+    def end_request(self) -> None:
+        """The request is answered: the next read starts the next request's deadline."""
+        self._deadline = None
+
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
-        if self.gettimeout() == 0.0:
+        timeout = self.gettimeout()
+        if timeout == 0.0:
             return self._probe(buflen, flags)
         if self._expired:
             # Overran once: read as closed, so gunicorn drops the connection quietly.
@@ -64,9 +74,11 @@ class DeadlineSocket(ssl.SSLSocket):
             self._deadline = now + seconds
         remaining = self._deadline - now
         if remaining > 0:
-            # One timeout for the whole call: CPython's SSL read counts it as a deadline across
-            # its waits, the handshake included.
-            self.settimeout(remaining)
+            # One timeout for the whole call: CPython's SSL read counts it as a deadline across its
+            # waits, the handshake included. Set anew only when the one set before could carry this
+            # read more than SLACK past the deadline: a request's reads then cost no ioctl.
+            if timeout is None or timeout > remaining + seconds * SLACK:
+                self.settimeout(remaining)
             try:
                 return super().recv(buflen, flags)
             except TimeoutError:
@@ -92,13 +104,21 @@ class DeadlineSocket(ssl.SSLSocket):
             return b""
 
     def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
-        # Responses are a few KiB and fit the socket buffer; this only bounds a client that never reads.
-        self.settimeout(self._read_timeout())
+        # Responses are a few KiB and fit the socket buffer; this only bounds a client that never reads,
+        # with the read timeout give or take SLACK (the timeout the reads left is usually that already).
+        seconds = self._read_timeout()
+        timeout = self.gettimeout()
+        if timeout is None or not seconds * (1 - SLACK) <= timeout <= seconds:
+            self.settimeout(seconds)
         super().sendall(data, flags)
 
     def _read_timeout(self) -> float:
-        context = self.context
-        return context.read_timeout if isinstance(context, WebhookContext) else DEFAULT_READ_TIMEOUT
+        if self._seconds is None:
+            context = self.context
+            self._seconds = (
+                context.read_timeout if isinstance(context, WebhookContext) else DEFAULT_READ_TIMEOUT
+            )
+        return self._seconds
 
     def _peer(self) -> str:
         try:

@@ -1,4 +1,4 @@
-"""The policy test format (webhook/cli/policytest): its schema, discovery, load errors, field paths, runner."""
+"""The policy test format (webhook/cli/policytest): schema, discovery, load errors, field paths, runner."""
 
 from __future__ import annotations
 
@@ -340,8 +340,8 @@ def test_outcome_and_message_mismatches_show_what_was_said(tmp_path: Path) -> No
     [result] = run(file)
     said = (
         '\n    requests-required.cpu-and-memory: container "app" is missing cpu and memory requests; '
-        "set spec.containers[0].resources.requests (or label the pod app.kubernetes.io/env=test to get "
-        "the test defaults)"
+        "set spec.containers[0].resources.requests (to what the container uses under normal load, "
+        "e.g. cpu: 100m, memory: 256Mi; `kubectl top pod` shows it)"
     )
     assert result.failures == (
         "outcome: expected warned, got denied" + said,
@@ -369,3 +369,30 @@ def test_warn_rules_make_the_outcome_warned(tmp_path: Path) -> None:
     [result] = run(file)
     assert result.passed, result.failures
     assert result.got == "warned (unchanged)"
+
+
+def test_a_manifest_keeps_its_own_namespace_and_may_not_contradict_the_tests(tmp_path: Path) -> None:
+    own = POD.replace("metadata: {name: app}", "metadata: {name: app, namespace: team-test}")
+    file = write_test(
+        tmp_path,
+        f"""\
+        - name: the object's namespace
+          manifest: {own}
+          expect: {{outcome: admitted}}
+        """,
+    )
+    (result,) = run(file)
+    assert result.resource == "Pod team-test/app"
+    file = write_test(
+        tmp_path,
+        f"""\
+        - name: another namespace
+          namespace: prod
+          manifest: {own}
+          expect: {{outcome: denied}}
+        """,
+    )
+    assert errors_of(file) == [
+        f'{file}:9: spec.cases[0].manifest: the namespace from the provided object "team-test" does not '
+        'match the namespace "prod" the test sets: the object\'s own namespace stands, as with kubectl'
+    ]

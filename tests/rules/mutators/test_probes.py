@@ -194,6 +194,41 @@ def test_port_name_path_and_scheme_come_from_the_policy() -> None:
     assert app["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "web", "scheme": "HTTPS"}
 
 
+def test_port_names_choose_the_port_in_their_order() -> None:
+    # The pod: metrics first, web second. Without portNames, the metrics port gets the probes.
+    ports = [_tcp_port(9090, "metrics"), _tcp_port(8080, "web")]
+    assert _container(_run([{"name": "app", "ports": ports}]))["livenessProbe"]["tcpSocket"] == {"port": 9090}
+    decision = _run([{"name": "app", "ports": ports}], "portNames: [http, web]")
+    assert _container(decision)["livenessProbe"]["tcpSocket"] == {"port": 8080}
+    assert [c.message for c in decision.changes] == [
+        'container "app": readinessProbe set to tcpSocket on port 8080',
+        'container "app": livenessProbe set to tcpSocket on port 8080',
+    ]
+
+
+def test_the_http_port_follows_the_listed_names_unless_listed_itself() -> None:
+    ports = [_tcp_port(9090, "metrics"), _tcp_port(8080, "http"), _tcp_port(8081, "web")]
+    listed_first = _container(_run([{"name": "app", "ports": ports}], "portNames: [web]"))
+    assert listed_first["livenessProbe"]["tcpSocket"] == {"port": 8081}
+    http_first = _container(_run([{"name": "app", "ports": ports}], "portNames: [http, web]"))
+    assert http_first["livenessProbe"]["httpGet"]["port"] == "http"
+    # Not among the names: the http port still wins over the first TCP port, as without portNames.
+    unlisted = _container(_run([{"name": "app", "ports": ports}], "portNames: [grpc]"))
+    assert unlisted["livenessProbe"]["httpGet"]["port"] == "http"
+
+
+def test_a_container_with_none_of_the_names_gets_its_first_tcp_port() -> None:
+    ports = [_tcp_port(53, "dns", "UDP"), _tcp_port(9090, "metrics"), _tcp_port(8080)]
+    app = _container(_run([{"name": "app", "ports": ports}], "portNames: [web, api]"))
+    assert app["livenessProbe"]["tcpSocket"] == {"port": 9090}
+
+
+def test_a_listed_name_on_a_udp_port_is_passed_over() -> None:
+    ports = [_tcp_port(5000, "web", "UDP"), _tcp_port(9090, "metrics")]
+    app = _container(_run([{"name": "app", "ports": ports}], "portNames: [web]"))
+    assert app["livenessProbe"]["tcpSocket"] == {"port": 9090}
+
+
 def test_init_containers_never_get_probes_and_native_sidecars_only_when_asked() -> None:
     init = [
         {"name": "setup", "ports": [_tcp_port(8080, "http")]},
@@ -225,6 +260,11 @@ def _load_error(rule: str) -> str:
 @pytest.mark.parametrize(
     ("rule", "error"),
     [
+        (
+            "    - name: r\n      probes:\n        liveness: {}\n        portNames: [web, Web_2]\n",
+            "probes.yaml:9: spec.rules[0].probes.portNames[1]: must be lowercase letters, digits and "
+            "single inner hyphens, like a container port name (got 'Web_2')",
+        ),
         (
             "    - name: r\n      probes:\n        liveness:\n          successThreshold: 2\n",
             "probes.yaml:9: spec.rules[0].probes.liveness.successThreshold: "
@@ -263,6 +303,7 @@ def _load_error(rule: str) -> str:
         ),
     ],
     ids=[
+        "port-names",
         "liveness-success",
         "startup-alone",
         "port-name-case",

@@ -107,3 +107,29 @@ def test_a_broken_value_is_left_alone_with_a_warning() -> None:
     decision = _run([{"name": "a", "resources": {"requests": {"cpu": "lots"}}}])
     assert _resources(decision)["requests"]["cpu"] == "lots"
     assert any("cpu left alone" in w for w in decision.warnings)
+
+
+def _with_pod_resources(pod_resources: dict[str, Any], containers: list[dict[str, Any]]) -> Any:
+    request = pod_with(containers)
+    request["object"]["spec"]["resources"] = pod_resources
+    return evaluate_twice(policy_text(POLICY.replace("EXTRA", "")), request)
+
+
+def test_resources_budgeted_at_pod_level_get_no_container_defaults() -> None:
+    # Pod-level requests of 150m/300Mi, as the apiserver passes them on: 100m/256Mi on each of two
+    # containers would sum past them, and the apiserver would refuse the pod.
+    decision = _with_pod_resources(
+        {"requests": {"cpu": "150m", "memory": "300Mi"}}, [{"name": "a"}, {"name": "b"}]
+    )
+    assert decision.patch == ()
+    assert [c.get("resources") for c in decision.object["spec"]["containers"]] == [None, None]
+
+
+def test_only_the_resources_the_pod_budgets_are_left_to_it() -> None:
+    # A pod-level cpu limit: its cpu request is defaulted from it; memory is still per container.
+    decision = _with_pod_resources({"limits": {"cpu": "1"}}, [{"name": "a"}])
+    assert _resources(decision) == {"limits": {"memory": "256Mi"}, "requests": {"memory": "256Mi"}}
+    assert [c.message for c in decision.changes] == [
+        'container "a": memory limit set to 256Mi',
+        'container "a": memory request set to 256Mi',
+    ]

@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import fixture_request, policy_text, with_labels
 from webhook import PolicySet, evaluate
 from webhook.errors import PolicyError
+from webhook.rules.validators.labels import nested_repetition
 
 ENV = "app.kubernetes.io/env"
 NAME = "app.kubernetes.io/name"
@@ -96,17 +97,19 @@ def test_the_hint_is_appended() -> None:
     assert decision.denial_message() == f"labels.standard: {MISSING_BOTH} (see the platform wiki)"
 
 
-def test_the_shipped_policy_warns_after_defaulting_the_name(default_policies: PolicySet) -> None:
+def test_the_shipped_policy_audits_after_defaulting_the_name(default_policies: PolicySet) -> None:
+    # Audited, not warned: most manifests lack the env label, and a warning on nearly every apply is noise.
     decision = evaluate(default_policies, fixture_request("0043"))
-    warnings = [w for w in decision.admission_warnings() if w.startswith("standard-labels.")]
-    assert warnings == [
-        "standard-labels.standard-labels-present: pod is missing label app.kubernetes.io/env "
+    assert not [w for w in decision.admission_warnings() if w.startswith("standard-labels.")]
+    assert decision.audit_annotations()["standard-labels.standard-labels-present"] == (
+        "pod is missing label app.kubernetes.io/env "
         "(label the pod template, e.g. app.kubernetes.io/env: test)"
-    ]
+    )
     labelled = with_labels(fixture_request("0043"), **{ENV: "production"})
-    assert not [
-        w for w in evaluate(default_policies, labelled).admission_warnings() if "standard-labels" in w
-    ]
+    assert (
+        "standard-labels.standard-labels-present"
+        not in evaluate(default_policies, labelled).audit_annotations()
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,8 +128,27 @@ def test_the_shipped_policy_warns_after_defaulting_the_name(default_policies: Po
             "value 'not ok': must be at most 63 characters of A-Z, a-z, 0-9, '-', '_' or '.', starting and "
             "ending with a letter or digit",
         ),
+        (
+            "keys: [app.kubernetes.io/name, app.kubernetes.io/env]",
+            "keys: [app.kubernetes.io/name]\n        patterns: {app.kubernetes.io/version: 'v[0-9+'}",
+            "test.yaml:11: spec.rules[0].requireLabels.patterns.app.kubernetes.io/version: invalid regular "
+            "expression 'v[0-9+': unterminated character set at position 1",
+        ),
+        (
+            "keys: [app.kubernetes.io/name, app.kubernetes.io/env]",
+            "keys: [app.kubernetes.io/name]\n        patterns: {'-bad': '.*'}",
+            "test.yaml:11: spec.rules[0].requireLabels.patterns.-bad: invalid label key: name '-bad' must be "
+            "1-63 characters of A-Z, a-z, 0-9, '-', '_' or '.', starting and ending with a letter or digit",
+        ),
+        (
+            "keys: [app.kubernetes.io/name, app.kubernetes.io/env]",
+            "keys: [app.kubernetes.io/name]\n        patterns: {team: '([a-z]+-?)+'}",
+            "test.yaml:11: spec.rules[0].requireLabels.patterns.team: '([a-z]+-?)+' repeats a group that "
+            "itself repeats, which can take exponential time on a value a pod's author crafts: write it "
+            "without the nesting (([a-z]+-)* as [a-z-]*)",
+        ),
     ],
-    ids=["key", "allowed-value"],
+    ids=["key", "allowed-value", "pattern", "pattern-key", "pattern-nested-repetition"],
 )
 def test_invalid_keys_and_values_are_load_errors_with_file_and_line(
     replace: str, by: str, error: str
@@ -134,3 +156,51 @@ def test_invalid_keys_and_values_are_load_errors_with_file_and_line(
     with pytest.raises(PolicyError) as caught:
         policy_text(POLICY.replace("{action}", "enforce").replace(replace, by))
     assert [str(issue) for issue in caught.value.issues] == [error]
+
+
+VERSION = "app.kubernetes.io/version"
+PATTERNS = "        patterns:\n          app.kubernetes.io/version: 'v?[0-9]+\\.[0-9]+\\.[0-9]+'\n"
+
+
+@pytest.mark.parametrize("value", ["1.2.3", "v10.0.1"])
+def test_a_value_matching_its_pattern_in_full_passes(value: str) -> None:
+    request = with_labels(fixture_request("0001"), **{NAME: "web", ENV: "test", VERSION: value})
+    assert evaluate(policies(extra=PATTERNS), request).allowed
+
+
+@pytest.mark.parametrize("value", ["latest", "1.2.3-rc1", "release-1.2.3", "1.2"])
+def test_a_pattern_must_match_the_whole_value(value: str) -> None:
+    # re.search would find 1.2.3 inside "1.2.3-rc1" and "release-1.2.3": podgate matches the whole value.
+    request = with_labels(fixture_request("0001"), **{NAME: "web", ENV: "test", VERSION: value})
+    decision = evaluate(policies(extra=PATTERNS), request)
+    assert decision.denial_message() == (
+        f'labels.standard: pod label {VERSION} is "{value}", not a full match of v?[0-9]+\\.[0-9]+\\.[0-9]+'
+    )
+
+
+def test_a_pattern_alone_does_not_require_the_label() -> None:
+    request = with_labels(fixture_request("0001"), **{NAME: "web", ENV: "test"})
+    assert evaluate(policies(extra=PATTERNS), request).allowed
+
+
+def test_a_value_too_long_for_a_label_never_reaches_the_pattern() -> None:
+    # The mutating phase sees objects before the apiserver validates them: bound the regex's input.
+    request = with_labels(fixture_request("0001"), **{NAME: "web", ENV: "test", VERSION: "1" * 64})
+    extra = "        patterns: {app.kubernetes.io/version: '[0-9]+'}\n"
+    assert not evaluate(policies(extra=extra), request).allowed
+
+
+@pytest.mark.parametrize(
+    ("pattern", "nested"),
+    [
+        ("([a-z]+)+", True),
+        ("(\\w+\\s?)*", True),
+        ("(a|b+)*", True),
+        ("(a{1,3})+", True),
+        ("(a{2})*", False),  # a fixed count matches one way only
+        ("[a-z0-9]([-a-z0-9]*[a-z0-9])?", False),
+        ("v?[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.]+)?", False),
+    ],
+)
+def test_nested_repetitions_are_found(pattern: str, nested: bool) -> None:
+    assert nested_repetition(pattern) is nested

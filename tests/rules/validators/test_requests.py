@@ -45,3 +45,24 @@ def test_hint_is_appended() -> None:
 
 def test_compliant_pods_pass() -> None:
     assert _messages("{}", "0006") == []  # limits-only: the apiserver copied limits into requests
+
+
+def _pod_level(pod_resources: dict[str, object], params: str = "{}") -> list[str]:
+    request = fixture_request("0002")  # a bare pod: no requests on its container
+    request["object"]["spec"]["resources"] = pod_resources
+    decision = evaluate(policy_text(POLICY.replace("PARAMS", params)), request)
+    return [v.message for v in decision.violations]
+
+
+def test_pod_level_requests_count_for_every_container() -> None:
+    # What the scheduler reserves: the pod-level request replaces the containers' sum.
+    assert _pod_level({"requests": {"cpu": "150m", "memory": "300Mi"}}) == []
+    # A pod-level limit alone: the apiserver defaults the pod-level request from it.
+    assert _pod_level({"limits": {"cpu": "1", "memory": "1Gi"}}) == []
+    assert _pod_level({"requests": {"cpu": "150m"}}) == [
+        'container "app" is missing memory request; set spec.containers[0].resources.requests'
+    ]
+    # Pods cannot budget ephemeral storage as a whole: it stays a per-container request.
+    assert _pod_level(
+        {"requests": {"cpu": "1", "ephemeral-storage": "1Gi"}}, "{resources: [ephemeral-storage]}"
+    ) == ['container "app" is missing ephemeral-storage request; set spec.containers[0].resources.requests']

@@ -10,13 +10,15 @@ from typing import Any
 
 import yaml
 
+from webhook.cli.clusterfacts import case_facts, is_fact, with_limit_range_defaults
 from webhook.cli.policytest.fieldpath import lookup
 from webhook.cli.policytest.suite import Case, Expectation, Suite
 from webhook.engine.decision import Decision
 from webhook.engine.evaluation import evaluate
-from webhook.errors import PolicyError, ReviewError
+from webhook.errors import PolicyError, PolicyIssue, ReviewError
+from webhook.kube.cluster import NO_FACTS, ClusterFacts
 from webhook.kube.request import parse_request
-from webhook.policy.loader import parse_sources, read_sources
+from webhook.policy.loader import NO_POLICY_FILES, parse_sources, read_sources
 from webhook.policy.model import PolicySet
 
 
@@ -49,6 +51,9 @@ class PolicyCache:
         if key not in self._sets:
             try:
                 sources = {source for path in paths for source in read_sources(path)}
+                if not sources:
+                    where = ", ".join(str(path) for path in paths)
+                    raise PolicyError([PolicyIssue(where, 0, "", NO_POLICY_FILES)])
                 self._sets[key] = parse_sources(sources)
             except PolicyError as error:
                 self._sets[key] = error
@@ -58,17 +63,20 @@ class PolicyCache:
         return found
 
 
-def run_suite(suite: Suite, policies: PolicySet) -> list[Result]:
-    return [result for case in suite.cases for result in run_case(suite.file, case, policies)]
+def run_suite(suite: Suite, policies: PolicySet, cluster: ClusterFacts = NO_FACTS) -> list[Result]:
+    return [result for case in suite.cases for result in run_case(suite.file, case, policies, cluster)]
 
 
-def run_case(file: str, case: Case, policies: PolicySet) -> list[Result]:
+def run_case(file: str, case: Case, policies: PolicySet, cluster: ClusterFacts = NO_FACTS) -> list[Result]:
     results = []
-    for item in case.inputs:
+    # A Namespace or LimitRange among the inputs is what the other objects are judged with (docs/cluster.md).
+    facts = case_facts(cluster, case.inputs)
+    for item in (item for item in case.inputs if not is_fact(item)):
         expected = describe_expectation(case.expect)
         try:
             resource = parse_request(item.request).qualified_name
-            decision = evaluate(policies, item.request)
+            request = with_limit_range_defaults(item.request, facts)
+            decision = evaluate(policies, request, cluster=facts)
         except ReviewError as error:
             results.append(
                 Result(file, case.name, case.where, item.source, (), expected, "error", (f"{error}",))

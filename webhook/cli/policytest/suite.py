@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from webhook.cli.manifests import InputError, Item, Options, items_of, parse_items
+from webhook.cli.manifests import InputError, Item, NamespaceMismatch, Options, items_of, parse_items
 from webhook.cli.policytest.fieldpath import PathError, Step, parse_path
 from webhook.errors import PodgateError, PolicyIssue
 from webhook.policy.loader import TEST_SUFFIXES, schema_issues
@@ -182,6 +182,12 @@ def _case(raw: Mapping[str, Any], spec: Mapping[str, Any], here: Path, at: Locat
     source = sources[0]
     try:
         inputs = _inputs(raw, spec, here, at)
+    except NamespaceMismatch as error:
+        message = (
+            f'the namespace from the provided object "{error.own}" does not match the namespace '
+            f'"{error.given}" the test sets: the object\'s own namespace stands, as with kubectl'
+        )
+        return TestFileError([at.issue(message, source)])
     except InputError as error:
         return TestFileError([at.issue(str(error), source)])
     if not inputs:

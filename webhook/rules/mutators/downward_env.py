@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.kube.names import qualified_name_problem
+from webhook.kube.names import env_var_name_problem, qualified_name_problem
 from webhook.kube.pods import Container, PodView
 from webhook.kube.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator
@@ -45,8 +45,6 @@ RESOURCES = tuple(
 # same quantity ("1024Ki") would come back rewritten and make a second evaluation differ.
 CPU_DIVISORS = ("1m", "1")
 BYTE_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
-# Kubernetes' rule for env var names (validation.IsEnvVarName).
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -128,12 +126,9 @@ def parse(raw: Mapping[str, Any], at: Locator) -> Params:
 
 def _parse_variable(item: Mapping[str, Any], at: Locator) -> Variable:
     name = str(item["name"])
-    if not _ENV_NAME.match(name):
-        raise at.error(
-            f"must be a valid environment variable name: letters, digits, '_', '-' and '.', "
-            f"not starting with a digit (got {name!r})",
-            "name",
-        )
+    problem = env_var_name_problem(name)
+    if problem:
+        raise at.error(problem, "name")
     if ("fieldPath" in item) == ("resource" in item):
         raise at.error("must have exactly one of fieldPath and resource")
     if "fieldPath" in item:

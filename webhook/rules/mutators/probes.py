@@ -64,6 +64,14 @@ SCHEMA: Mapping[str, Any] = {
             "maxLength": PORT_NAME_MAX,
             "description": "a container port with this name gets httpGet probes (default http)",
         },
+        "portNames": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": PORT_NAME_MAX},
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "port names to probe, in order of preference; httpPortName comes right after "
+            "them unless listed, and a container with none of them gets its first TCP port",
+        },
         "httpPath": {
             "type": "string",
             "pattern": r"^/\S*$",
@@ -96,6 +104,8 @@ class Params:
     http_path: str = "/"
     http_scheme: str = "HTTP"
     native_sidecars: bool = False
+    # The port names that win, in order: portNames, then httpPortName unless listed.
+    port_names: tuple[str, ...] = ("http",)
 
 
 def parse(raw: Mapping[str, Any], at: Locator) -> Params:
@@ -128,12 +138,18 @@ def parse(raw: Mapping[str, Any], at: Locator) -> Params:
     problem = port_name_problem(port_name)
     if problem:
         raise at.error(f"{problem} (got {port_name!r})", "httpPortName")
+    preferred = [str(name) for name in raw.get("portNames", ())]
+    for index, name in enumerate(preferred):
+        problem = port_name_problem(name)
+        if problem:
+            raise at.error(f"{problem} (got {name!r})", "portNames", index)
     return Params(
         tuple(probes),
         port_name,
         str(raw.get("httpPath", "/")),
         str(raw.get("httpScheme", "HTTP")),
         bool(raw.get("nativeSidecars", False)),
+        (*preferred, port_name) if port_name not in preferred else tuple(preferred),
     )
 
 
@@ -180,19 +196,25 @@ def _probe_one(container: Container, params: Params) -> list[Effect]:
 
 
 def _handler(container: Container, params: Params) -> tuple[dict[str, Any], str] | None:
-    """The probe action the container's ports support, and how to describe it; None without a TCP port."""
+    """The probe action the container's ports support, and how to describe it; None without a TCP port.
+
+    The port is the first of `port_names` the container declares, else its first TCP port; it gets
+    httpGet when it is the one named httpPortName, tcpSocket otherwise.
+    """
     ports = [p for p in container.body.get("ports") or [] if isinstance(p, Mapping)]
     # The apiserver defaults protocol to TCP; UDP and SCTP ports cannot be probed by httpGet or tcpSocket.
     tcp = [p for p in ports if p.get("protocol", "TCP") == "TCP" and _port_number(p.get("containerPort"))]
-    for port in tcp:
-        if port.get("name") == params.http_port_name:
-            action = {"path": params.http_path, "port": params.http_port_name, "scheme": params.http_scheme}
-            described = f"httpGet {params.http_scheme} {params.http_path} on port {params.http_port_name}"
-            return {"httpGet": action}, described
-    if tcp:
-        number = _port_number(tcp[0].get("containerPort"))
-        return {"tcpSocket": {"port": number}}, f"tcpSocket on port {number}"
-    return None
+    if not tcp:
+        return None
+    # The first port of a name wins (the apiserver refuses duplicates anyway).
+    named = {port["name"]: port for port in reversed(tcp) if isinstance(port.get("name"), str)}
+    chosen = next((named[name] for name in params.port_names if name in named), tcp[0])
+    if chosen.get("name") == params.http_port_name:
+        action = {"path": params.http_path, "port": params.http_port_name, "scheme": params.http_scheme}
+        described = f"httpGet {params.http_scheme} {params.http_path} on port {params.http_port_name}"
+        return {"httpGet": action}, described
+    number = _port_number(chosen.get("containerPort"))
+    return {"tcpSocket": {"port": number}}, f"tcpSocket on port {number}"
 
 
 def _port_number(value: Any) -> int:

@@ -1,4 +1,11 @@
-"""Default resource requests and limits per container, never leaving a request above its limit."""
+"""Default resource requests and limits per container, never leaving a request above its limit.
+
+A resource the pod budgets at pod level (spec.resources, Kubernetes 1.34+) gets no container default:
+the apiserver requires the containers' requests to sum to at most the pod's request and each container's
+limit to stay within the pod's limit, and the pod-level values already give the scheduler its request
+and the kubelet its cgroup bound. Any share of the pod's budget podgate picked for a container would be
+arbitrary, and could only narrow what the pod's author chose.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,11 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.kube.pods import Container, PodView
+from webhook.kube.pods import Container, PodView, pod_level_resources
 from webhook.kube.quantity import Quantity, QuantityError, parse_quantity
 from webhook.kube.request import AdmissionRequest
 from webhook.rules import Changed, Effect, Locator, Warned
+from webhook.rules.limitranges import within_limit_ranges
 
 KEY = "resources"
 SETS_LABELS = False
@@ -85,9 +93,13 @@ def parse(raw: Mapping[str, Any], at: Locator) -> Params:
 
 def mutate(pod: PodView, params: Params, request: AdmissionRequest) -> list[Effect]:
     effects: list[Effect] = []
+    pod_level = pod_level_resources(pod.template.get("spec") or {})
+    defaults = [default for default in params.defaults if default.resource not in pod_level]
     for container in pod.containers(init=params.init_containers):
-        for default in params.defaults:
-            effects.extend(_default_one(container, default, params))
+        for default in defaults:
+            found = _default_one(container, default, params)
+            # Never a value the namespace's LimitRange would refuse after podgate set it.
+            effects.extend(within_limit_ranges(container, default.resource, found, pod.limit_ranges))
     return effects
 
 

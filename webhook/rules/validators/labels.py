@@ -1,12 +1,19 @@
-"""Require pod labels, and optionally restrict their values, naming every missing key in one message."""
+"""Require pod labels, and optionally restrict their values, naming every missing key in one message.
+
+`patterns` are Python regular expressions matched against the *whole* value (re.fullmatch), as a
+label value is a short token, not a text to search: `[0-9]+` refuses "v1". Patterns are compiled when
+the policy loads; a value longer than a label value may be (63 characters) never reaches one.
+"""
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.kube.names import label_value_problem, qualified_name_problem
+from webhook.kube.names import NAME_MAX, label_value_problem, qualified_name_problem
 from webhook.kube.pods import PodView
 from webhook.kube.request import AdmissionRequest
 from webhook.rules import Locator
@@ -34,6 +41,12 @@ SCHEMA: Mapping[str, Any] = {
             },
             "description": "label key -> the values it may take when present (list it in keys to require it)",
         },
+        "patterns": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "minLength": 1},
+            "description": "label key -> a regular expression (Python syntax) the whole value must match "
+            "when present (list the key in keys to require it)",
+        },
         "hint": {"type": "string", "description": "appended to the message: how to comply in this cluster"},
     },
 }
@@ -44,6 +57,7 @@ class Params:
     keys: tuple[str, ...] = ()
     allowed_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
     hint: str = ""
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
 
 def parse(raw: Mapping[str, Any], at: Locator) -> Params:
@@ -62,7 +76,23 @@ def parse(raw: Mapping[str, Any], at: Locator) -> Params:
             if problem:
                 raise at.error(f"invalid label value {value!r}: {problem}", "allowedValues", key, index)
         allowed.append((key, tuple(values)))
-    return Params(keys, tuple(allowed), str(raw.get("hint", "")))
+    patterns = []
+    for key, text in (raw.get("patterns") or {}).items():
+        problem = qualified_name_problem(key)
+        if problem:
+            raise at.error(f"invalid label key: {problem}", "patterns", key)
+        try:
+            patterns.append((key, re.compile(text)))
+        except re.error as error:
+            raise at.error(f"invalid regular expression {text!r}: {error}", "patterns", key) from None
+        if nested_repetition(text):
+            raise at.error(
+                f"{text!r} repeats a group that itself repeats, which can take exponential time on a value a "
+                "pod's author crafts: write it without the nesting (([a-z]+-)* as [a-z-]*)",
+                "patterns",
+                key,
+            )
+    return Params(keys, tuple(allowed), str(raw.get("hint", "")), tuple(patterns))
 
 
 def check(pod: PodView, params: Params, request: AdmissionRequest) -> list[str]:
@@ -77,6 +107,41 @@ def check(pod: PodView, params: Params, request: AdmissionRequest) -> list[str]:
     for key, values in params.allowed_values:
         if key in labels and labels[key] not in values:
             messages.append(f'{subject}label {key} is "{labels[key]}", not one of {", ".join(values)}')
+    for key, pattern in params.patterns:
+        if key in labels and not _full_match(pattern, labels[key]):
+            messages.append(f'{subject}label {key} is "{labels[key]}", not a full match of {pattern.pattern}')
     if params.hint:
         messages = [f"{message} ({params.hint})" for message in messages]
     return messages
+
+
+def _full_match(pattern: re.Pattern[str], value: Any) -> bool:
+    # Longer values are no label values (the apiserver refuses them); never feed them to a pattern.
+    return isinstance(value, str) and len(value) <= NAME_MAX and pattern.fullmatch(value) is not None
+
+
+def nested_repetition(pattern: str) -> bool:
+    """Whether a repetition repeats something that repeats itself ((a+)+, (a*b?)*): backtracking blows up.
+
+    A heuristic on Python's own parse of the pattern; overlapping alternatives ((a|a)*) go unseen.
+    """
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        return _repeats_within(parser, parser.parse(pattern), inside=False)
+    except Exception:  # the parser is private: when it changes, the check stands down
+        return False
+
+
+def _repeats_within(parser: Any, items: Any, *, inside: bool) -> bool:
+    repeats = (parser.MAX_REPEAT, parser.MIN_REPEAT, getattr(parser, "POSSESSIVE_REPEAT", None))
+    for op, arg in items:
+        if op in repeats:
+            least, most, body = arg
+            varies = most > 1 and least != most  # a{3} matches one way; a+ and a{1,3} many ways
+            if (varies and inside) or _repeats_within(parser, body, inside=inside or varies):
+                return True
+            continue
+        bodies = [arg[-1]] if op is parser.SUBPATTERN else arg[1] if op is parser.BRANCH else []
+        if any(_repeats_within(parser, body, inside=inside) for body in bodies):
+            return True
+    return False
