@@ -42,11 +42,6 @@ PICKUP_DEADLINE = 20.0
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return write_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
 def server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with serve(POLICIES, pki, tmp_path_factory.mktemp("serve")) as running:
         yield running

@@ -29,11 +29,6 @@ PICKUP_DEADLINE = 20.0
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return write_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
 def clients(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """The CA the apiserver's client certificate comes from (a separate one from the server's)."""
     return write_pki(tmp_path_factory.mktemp("clients"))

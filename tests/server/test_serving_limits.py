@@ -26,7 +26,7 @@ from tests.serving_support import (
     pinned_policies,
     serve,
 )
-from tests.tls_support import Pki, write_pki
+from tests.tls_support import Pki
 
 pytestmark = pytest.mark.serving
 
@@ -38,11 +38,6 @@ TRICKLE_SECONDS = 30.0
 # A normal review queued behind slow clients waits for them to be cut (a few READ_TIMEOUTs);
 # anything under this bound proves they were, with room for a slow CI machine.
 ANSWER_BOUND = 15.0
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return write_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.tls_support import Pki, write_pki
+from tests.tls_support import Pki
 from webhook.server.logs import JsonFormatter, SlowClientFilter
 from webhook.server.tls import SLACK, DeadlineSocket, SlowClient, server_context, verified_client
 
 # Short, so the tests are quick; the bounds asserted below are many times longer, for slow machines.
 TIMEOUT = 0.3
 GENEROUS = 5.0
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return write_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_tls_1_2_uses_only_forward_secret_aead_ciphers(pki: Pki) -> None:

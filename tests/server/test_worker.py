@@ -26,7 +26,7 @@ from tests.serving_support import (
     pinned_policies,
     serve,
 )
-from tests.tls_support import Pki, write_pki
+from tests.tls_support import Pki
 
 pytestmark = pytest.mark.serving
 
@@ -35,11 +35,6 @@ READ_TIMEOUT = 10.0
 KEEPALIVE = 2
 # Well under READ_TIMEOUT: a review that waited for a thread held by a silent connection cannot make it.
 ANSWER_BOUND = 4.0
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return write_pki(tmp_path_factory.mktemp("pki"))
 
 
 @contextlib.contextmanager
