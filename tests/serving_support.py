@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -272,3 +273,12 @@ def patched_cpu(status: int, body: bytes) -> str | None:
 def fixture_files(phase: str | None = None) -> list[Path]:
     files = sorted(FIXTURES.glob("*.json"))
     return [f for f in files if phase is None or f"_{phase}_" in f.name]
+
+
+def client_hello(server: Server) -> bytes:
+    """The bytes of a real TLS ClientHello, to be sent slowly over plain TCP."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context(server.ca).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()  # writes the ClientHello, then wants the server's answer
+    return outgoing.read()

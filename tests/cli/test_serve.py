@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,11 +56,7 @@ def test_a_client_ca_that_does_not_load_stops_the_server_and_says_which_file(
     done = serve(pki, tmp_path, PODGATE_CLIENT_CA=str(missing))
     assert done.returncode == 1
     assert "error: not serving: the policies or the TLS certificate did not load" in done.stderr
-    (line,) = [
-        json.loads(line)
-        for line in done.stderr.splitlines()
-        if line.startswith("{") and "did not load" in line
-    ]
+    line = failure_line(done.stderr)
     assert line["message"] == "TLS certificate did not load"
     assert str(missing) in line["problems"][0]
 
@@ -70,11 +67,7 @@ def test_no_policies_stops_the_server_unless_allowed(pki: Pki, tmp_path: Path) -
     done = serve(pki, tmp_path, "--policies", str(empty))
     assert done.returncode == 1
     assert "error: not serving: the policies or the TLS certificate did not load" in done.stderr
-    (line,) = [
-        json.loads(line)
-        for line in done.stderr.splitlines()
-        if line.startswith("{") and "did not load" in line
-    ]
+    line = failure_line(done.stderr)
     assert (line["message"], line["problems"]) == (
         "policies did not load",
         [f"{empty}: no policy files (*.yaml, *.yml): with no policies podgate enforces nothing"],
@@ -91,3 +84,12 @@ def test_allow_empty_loads_an_empty_set(pki: Pki, tmp_path: Path) -> None:
     policies, _ = open_sources(Settings(policies=empty, cert=pki.cert, key=pki.key, allow_empty=True))
     assert policies.healthy() and policies.current() is not None
     assert policies.current().names == ()  # type: ignore[union-attr]
+
+
+def failure_line(stderr: str) -> dict[str, Any]:
+    """The one JSON log line saying what did not load."""
+    (line,) = [
+        json.loads(text) for text in stderr.splitlines() if text.startswith("{") and "did not load" in text
+    ]
+    parsed: dict[str, Any] = line
+    return parsed

@@ -3,7 +3,6 @@ requests, send what the engine cannot judge, or hope to find its secrets in the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import ssl
@@ -22,6 +21,7 @@ from tests.serving_support import (
     APISERVER_HEADERS,
     Server,
     client_context,
+    client_hello,
     fixture_files,
     pinned_policies,
     serve,
@@ -97,15 +97,6 @@ class Trickle:
         except OSError:
             return True
         return True
-
-
-def client_hello(server: Server) -> bytes:
-    """The bytes of a real TLS ClientHello, to be sent slowly over plain TCP."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = client_context(server.ca).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
-    with contextlib.suppress(ssl.SSLWantReadError):
-        tls.do_handshake()  # writes the ClientHello, then wants the server's answer
-    return outgoing.read()
 
 
 def test_slow_clients_are_cut_off_and_do_not_starve_a_normal_review(server: Server) -> None:

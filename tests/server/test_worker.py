@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.test_serving_limits import client_hello
 from tests.serving_support import (
     APISERVER_HEADERS,
     Server,
     client_context,
+    client_hello,
     fixture_files,
     pinned_policies,
     serve,
